@@ -1,0 +1,42 @@
+#!/usr/bin/env node
+/**
+ * `saslauthd`: parse the command line, then either print (usage, version), detach and wait
+ * for the daemon to listen (the default), or run the primary in the foreground (`-d`, `-f`).
+ */
+import { fileURLToPath } from 'node:url';
+import { parseCommandLine } from './options.js';
+import { createLogger } from '../log/logger.js';
+import { launchDetached, startupReporter } from '../server/daemonize.js';
+import { startPrimary } from '../server/primary.js';
+import { StartupError } from '../server/run-directory.js';
+
+async function main(argv: readonly string[]): Promise<number> {
+  const parsed = parseCommandLine(argv);
+  if (parsed.action === 'print') {
+    process.stderr.write(parsed.text);
+    return parsed.exitCode;
+  }
+  const { config } = parsed;
+  const reporter = startupReporter();
+  if (!config.foreground && !reporter) return launchDetached(fileURLToPath(import.meta.url), argv);
+
+  const log = createLogger({ format: config.debugFormat ? 'foreground' : 'journal', verbose: config.verbose });
+  try {
+    const daemon = await startPrimary(config, log);
+    reporter?.ready();
+    return await daemon.exited;
+  } catch (error) {
+    const startup = error instanceof StartupError ? error : new StartupError([(error as Error).message], 1);
+    for (const line of startup.lines) log.error(line);
+    reporter?.failed(startup.exitCode, startup.lines);
+    return startup.exitCode;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    process.stderr.write(`saslauthd: ${(error as Error).stack ?? String(error)}\n`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,93 @@
+/**
+ * Logging through pino, rendered in the C saslauthd's text formats:
+ *   - foreground debug (`-d`): `saslauthd[PID] :message` on stderr, as the original prints;
+ *   - otherwise: `<N>message` on stderr, the sd-daemon priority prefix journald reads
+ *     (`<3>` error, `<6>` info, `<7>` debug), so a unit with SyslogIdentifier=saslauthd and
+ *     SyslogFacility=auth lands the lines in auth.log the way the original's syslog did.
+ * Debug lines exist only in verbose mode (`-d`, `-V`), as in the original.
+ * Callers never pass a password, hash or digest; user-controlled text goes through
+ * `printable()` first so a login cannot forge a log line.
+ */
+import { writeSync } from 'node:fs';
+import { pino, type Logger as PinoLogger } from 'pino';
+
+export type LogFormat = 'foreground' | 'journal';
+
+export interface Logger {
+  readonly verbose: boolean;
+  error(message: string): void;
+  info(message: string): void;
+  debug(message: string): void;
+}
+
+export interface LoggerOptions {
+  readonly format: LogFormat;
+  readonly verbose: boolean;
+  /** Where lines go; stderr by default. Tests and the daemonizer may pass another fd. */
+  readonly fd?: number;
+}
+
+/** pino's numeric levels mapped to syslog priorities. */
+const SYSLOG_PRIORITY: Readonly<Record<number, number>> = { 50: 3, 40: 4, 30: 6, 20: 7 };
+
+/** The original formats into a 1024-byte buffer; longer messages are cut. */
+const MAX_LINE_CHARS = 1023;
+
+export function createLogger(options: LoggerOptions): Logger {
+  const fd = options.fd ?? 2;
+  const destination = {
+    write(serialized: string): void {
+      // pino hands over one JSON object per call; render it as the original's text line.
+      const { level, msg } = JSON.parse(serialized) as { level: number; msg: string };
+      const text = msg.length > MAX_LINE_CHARS ? msg.slice(0, MAX_LINE_CHARS) : msg;
+      const line =
+        options.format === 'foreground'
+          ? `saslauthd[${process.pid}] :${text}\n`
+          : `<${SYSLOG_PRIORITY[level] ?? 6}>${text}\n`;
+      try {
+        writeSync(fd, line);
+      } catch {
+        // A closed or full stderr must never take the daemon down.
+      }
+    },
+  };
+  const log: PinoLogger = pino(
+    {
+      level: options.verbose ? 'debug' : 'info',
+      base: null,
+      timestamp: false,
+      formatters: { level: (_label, number) => ({ level: number }) },
+    },
+    destination,
+  );
+  return {
+    verbose: options.verbose,
+    error: (message) => log.error(message),
+    info: (message) => log.info(message),
+    debug: (message) => log.debug(message),
+  };
+}
+
+/**
+ * Renders untrusted bytes (a login, a service, a realm) for a log line: printable ASCII and
+ * valid UTF-8 stay as they are; control bytes and invalid sequences become `\xNN`, so a
+ * login cannot end a line or inject another `auth success:` entry.
+ */
+export function printable(bytes: Buffer): string {
+  let out = '';
+  const text = new TextDecoder('utf-8', { fatal: false }).decode(bytes);
+  if (!text.includes('\uFFFD') || Buffer.from(text, 'utf8').equals(bytes)) {
+    for (const char of text) {
+      const code = char.codePointAt(0)!;
+      out += code < 0x20 || code === 0x7f || (code >= 0x80 && code < 0xa0) ? hexEscape(code) : char;
+    }
+    return out;
+  }
+  // Not valid UTF-8: keep ASCII printables, escape every other byte.
+  for (const byte of bytes) out += byte >= 0x20 && byte < 0x7f ? String.fromCharCode(byte) : hexEscape(byte);
+  return out;
+}
+
+function hexEscape(code: number): string {
+  return `\\x${code.toString(16).padStart(2, '0')}`;
+}

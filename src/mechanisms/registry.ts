@@ -1,0 +1,22 @@
+/**
+ * Mechanism names accepted by `-a`, in the order the C daemon lists them (`-v`).
+ * A name whose implementation has not landed yet is known but refused, with the
+ * original's `unknown authentication mechanism` message.
+ */
+import type { MechanismFactory } from './types.js';
+import { pamMechanism } from './pam.js';
+
+/** What Debian's saslauthd 2.1.28 was built with, in its table order. */
+export const DEBIAN_MECHANISM_NAMES = ['sasldb', 'getpwent', 'kerberos5', 'pam', 'rimap', 'shadow', 'ldap'] as const;
+
+const IMPLEMENTED: ReadonlyMap<string, MechanismFactory> = new Map([[pamMechanism.name, pamMechanism]]);
+
+/** Names this build can run, for `-v`. */
+export function availableMechanismNames(): string[] {
+  return DEBIAN_MECHANISM_NAMES.filter((name) => IMPLEMENTED.has(name));
+}
+
+/** The factory for an `-a` argument (case-insensitive), or undefined. */
+export function findMechanism(name: string): MechanismFactory | undefined {
+  return IMPLEMENTED.get(name.toLowerCase());
+}

@@ -1,0 +1,87 @@
+/**
+ * The C daemon's do_auth(), in the primary: from a decoded request to the reply text.
+ * Applies `-r`, hands the job to the worker pool, checks what the mechanism answered,
+ * applies a requested failure delay to this reply only, and writes the one log line per
+ * outcome that admins and fail2ban read:
+ *   auth success: [user=…] [service=…] [realm=…] [mech=…]            (verbose only)
+ *   auth failure: [user=…] [service=…] [realm=…] [mech=…] [reason=…]  (always)
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { REPLY, cString, type WireRequest } from '../protocol/codec.js';
+import { printable, type Logger } from '../log/logger.js';
+import type { JobOutcome, PoolJob } from '../workers/pool.js';
+
+export interface AuthenticatorOptions {
+  /** `-a`, as given (log lines show it). */
+  readonly mechanism: string;
+  /** `-r`: append `@realm` to the login when the realm is not empty. */
+  readonly appendRealm: boolean;
+  readonly log: Logger;
+  readonly runJob: (job: PoolJob) => Promise<JobOutcome>;
+}
+
+export class Authenticator {
+  private counters = { ok: 0, no: 0 };
+
+  constructor(private readonly options: AuthenticatorOptions) {}
+
+  get stats(): { ok: number; no: number } {
+    return { ...this.counters };
+  }
+
+  /**
+   * Answers one complete request. Fields are taken as C strings (cut at the first NUL), as
+   * the original's mechanisms see them. Never throws; the password buffer is zeroed.
+   */
+  async authenticate(request: WireRequest): Promise<string> {
+    const password = cString(request.password);
+    try {
+      const login = cString(request.login);
+      if (login.length === 0) return this.refuse(REPLY.nullLogin, 'NULL login received');
+      if (password.length === 0) return this.refuse(REPLY.nullPassword, 'NULL password received');
+      const service = cString(request.service);
+      const realm = cString(request.realm);
+      const user =
+        this.options.appendRealm && realm.length > 0 ? Buffer.concat([login, Buffer.from('@'), realm]) : login;
+      const remoteHost = clientHost(request.clientAddress);
+
+      const outcome = await this.options.runJob({ login: user, password, service, realm, remoteHost });
+      let reply = outcome.reply;
+      if (!reply.startsWith('OK') && !reply.startsWith('NO')) {
+        this.options.log.error(`mechanism returned unknown response: ${printable(Buffer.from(reply, 'latin1'))}`);
+        reply = REPLY.internalFailure;
+      }
+      const fields = `[user=${printable(user)}] [service=${printable(service)}] [realm=${printable(realm)}]`;
+      const remote = remoteHost.length > 0 ? ` [remote=${printable(remoteHost)}]` : '';
+      if (reply.startsWith('OK')) {
+        this.counters.ok++;
+        if (this.options.log.verbose) this.options.log.debug(`auth success: ${fields}${remote} [mech=${this.options.mechanism}]`);
+      } else {
+        this.counters.no++;
+        const reason = reply.length > 3 ? reply.slice(3) : 'Unknown';
+        this.options.log.info(`auth failure: ${fields}${remote} [mech=${this.options.mechanism}] [reason=${reason}]`);
+        // PAM asked for a delay after this failure; it is served here, to this client
+        // only, while the worker is already free for the next job.
+        if (outcome.failDelayMs > 0) await sleep(outcome.failDelayMs);
+      }
+      if (this.options.log.verbose && reply.length === 2) this.options.log.debug(`response: ${reply}`);
+      return reply;
+    } finally {
+      request.password.fill(0);
+    }
+  }
+
+  private refuse(reply: string, logText: string): string {
+    this.counters.no++;
+    this.options.log.error(logText);
+    return reply;
+  }
+}
+
+/** The host part of a 5th field `ip;port` (what PAM_RHOST gets), or empty. */
+function clientHost(address: Buffer | undefined): Buffer {
+  if (!address) return Buffer.alloc(0);
+  const field = cString(address);
+  const semicolon = field.indexOf(0x3b);
+  return semicolon === -1 ? field : field.subarray(0, semicolon);
+}

@@ -1,0 +1,58 @@
+/**
+ * Detaching from the terminal (no `-d`/`-f`). Node cannot fork(), so the launcher starts a
+ * detached copy of itself (new session, stdin/stdout on /dev/null) and waits on a pipe for
+ * its verdict. Unlike the original, whose launcher exits 0 before the socket even exists,
+ * ours exits 0 only once the daemon listens, and with the daemon's own status otherwise
+ * (2 when another instance runs, 1 for any other failure), printing its reasons.
+ */
+import { spawn } from 'node:child_process';
+import type { Readable } from 'node:stream';
+import { createWriteStream } from 'node:fs';
+
+/** Environment variable telling the detached copy which fd reports its startup status. */
+export const STATUS_FD_VARIABLE = 'SASLAUTHD_TS_STATUS_FD';
+/** The launcher gives up on a daemon that neither listens nor fails within this time. */
+const STARTUP_DEADLINE_MS = 60_000;
+/** Status fd number in the detached copy (after stdin, stdout, stderr). */
+const STATUS_FD = 3;
+
+export async function launchDetached(script: string, argv: readonly string[]): Promise<number> {
+  const child = spawn(process.execPath, [script, ...argv], {
+    detached: true,
+    // Logs keep going where the launcher's stderr goes (a journal, a file), but a terminal
+    // is not tied to a daemon that outlives the shell.
+    stdio: ['ignore', 'ignore', process.stderr.isTTY ? 'ignore' : 'inherit', 'pipe'],
+    env: { ...process.env, [STATUS_FD_VARIABLE]: String(STATUS_FD) },
+  });
+  const status = child.stdio[STATUS_FD] as Readable;
+  let text = '';
+  status.setEncoding('utf8');
+  status.on('data', (chunk: string) => (text += chunk));
+  const verdict = await new Promise<string>((resolve) => {
+    const timer = setTimeout(() => resolve('FAIL 1\tsaslauthd did not start within 60 s'), STARTUP_DEADLINE_MS);
+    status.on('close', () => {
+      clearTimeout(timer);
+      resolve(text);
+    });
+  });
+  const [head = '', ...lines] = verdict.trim().split('\t');
+  if (head === 'READY') {
+    child.unref();
+    return 0;
+  }
+  const code = Number.parseInt(head.replace(/^FAIL /, ''), 10);
+  for (const line of lines.length > 0 ? lines : ['saslauthd exited during startup']) process.stderr.write(`${line}\n`);
+  return Number.isInteger(code) && code > 0 ? code : 1;
+}
+
+/** In the detached copy: the channel to the waiting launcher, if there is one. */
+export function startupReporter(): { ready(): void; failed(code: number, lines: readonly string[]): void } | undefined {
+  const fd = process.env[STATUS_FD_VARIABLE];
+  if (fd === undefined) return undefined;
+  delete process.env[STATUS_FD_VARIABLE]; // workers must not inherit it
+  const stream = createWriteStream('', { fd: Number(fd) });
+  return {
+    ready: () => stream.end('READY'),
+    failed: (code, lines) => stream.end(`FAIL ${code}\t${lines.join('\t')}`),
+  };
+}

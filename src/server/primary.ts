@@ -1,0 +1,206 @@
+/**
+ * The primary process: the front door. It owns the socket and every client connection,
+ * the instance lock and pid file, the worker pool, signals and shutdown. Workers only run
+ * the mechanism (see workers/). Startup order:
+ *   run dir → instance lock → mechanism check → workers ready → socket listening → pid file
+ * so the socket exists only once requests can be served, and a failure at any step leaves
+ * nothing behind.
+ */
+import { lstatSync, unlinkSync } from 'node:fs';
+import type { Server, Socket } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import type { Config } from '../config.js';
+import type { Logger } from '../log/logger.js';
+import { findMechanism } from '../mechanisms/registry.js';
+import { encodeReply } from '../protocol/codec.js';
+import { WorkerPool, POOL_REPLY } from '../workers/pool.js';
+import { Authenticator } from './authenticator.js';
+import { serveConnection } from './connection.js';
+import { acquireInstanceLock, type InstanceLock } from './instance-lock.js';
+import { listenOnSocket } from './listener.js';
+import { StartupError, ensureRunDirectory, runFiles } from './run-directory.js';
+
+const WORKER_SCRIPT = fileURLToPath(new URL('../workers/worker-main.js', import.meta.url));
+
+export interface RunningDaemon {
+  /** Resolves with the exit status once the daemon has shut down. */
+  readonly exited: Promise<number>;
+}
+
+export async function startPrimary(config: Config, log: Logger): Promise<RunningDaemon> {
+  const files = runFiles(config.runDirectory);
+  process.title = 'saslauthd';
+
+  const factory = findMechanism(config.mechanism);
+  if (!factory) throw new StartupError([`unknown authentication mechanism: ${config.mechanism}`], 1);
+
+  if (log.verbose) {
+    log.debug(`num_procs  : ${config.workers}`);
+    log.debug(`mech_option: ${config.mechOption ?? 'NULL'}`);
+    log.debug(`run_path   : ${files.directory}`);
+    log.debug(`auth_mech  : ${factory.name}`);
+  }
+  ensureRunDirectory(files.directory);
+  process.chdir(files.directory);
+  process.umask(0o077);
+
+  const lock = await acquireInstanceLock(files, log);
+  const cleanups: (() => void)[] = [() => lock.release()];
+  const cleanUp = (): void => {
+    for (const cleanup of cleanups.reverse()) cleanup();
+    cleanups.length = 0;
+  };
+  try {
+    try {
+      factory.check({ mechOption: config.mechOption, log });
+    } catch (error) {
+      throw new StartupError([`failed to initialize mechanism ${factory.name}`, (error as Error).message], 1);
+    }
+
+    const pool = new WorkerPool({
+      size: config.workers,
+      workerScript: WORKER_SCRIPT,
+      settings: {
+        mechanism: factory.name,
+        mechOption: config.mechOption,
+        verbose: config.verbose,
+        logFormat: config.debugFormat ? 'foreground' : 'journal',
+      },
+      jobTimeoutMs: config.deadlines.jobTimeoutMs,
+      maxQueuedJobs: config.limits.maxQueuedJobs,
+      maxJobsPerWorker: config.limits.maxJobsPerWorker,
+      maxPerRequestWorkers: config.limits.maxPerRequestWorkers,
+      log,
+    });
+    try {
+      await pool.start();
+    } catch (error) {
+      throw new StartupError([`failed to initialize mechanism ${factory.name}`, (error as Error).message], 1);
+    }
+    cleanups.push(() => void pool.stop(0));
+    if (log.verbose && config.workers > 0) log.debug('using process model');
+
+    const authenticator = new Authenticator({
+      mechanism: factory.name,
+      appendRealm: config.appendRealm,
+      log,
+      runJob: (job) => pool.submit(job),
+    });
+    const front = new FrontDoor(config, log, authenticator);
+    const server = await listenOnSocket(files.socket, (socket) => front.accept(socket));
+    cleanups.push(() => server.close());
+
+    log.info(`master pid is: ${process.pid}`);
+    log.info(`listening on socket: ${files.socket}`);
+    cleanups.length = 0;
+
+    const exited = new Promise<number>((resolve) => {
+      let stopping = false;
+      const stop = (signal: string): void => {
+        if (stopping) return;
+        stopping = true;
+        log.debug(`${signal} received: shutting down`);
+        void shutdown(server, front, pool, lock, files, config, log).then(resolve);
+      };
+      process.on('SIGTERM', () => stop('SIGTERM'));
+      process.on('SIGINT', () => stop('SIGINT'));
+      process.on('SIGHUP', () => log.info('SIGHUP received: nothing to reload'));
+    });
+    return { exited };
+  } catch (error) {
+    cleanUp();
+    throw error;
+  }
+}
+
+/** Connection bookkeeping: the limit on open connections and the in-flight count for shutdown. */
+class FrontDoor {
+  readonly open = new Set<Socket>();
+  private answering = 0;
+  private whenQuiet: (() => void) | undefined;
+
+  constructor(
+    private readonly config: Config,
+    private readonly log: Logger,
+    private readonly authenticator: Authenticator,
+  ) {}
+
+  accept(socket: Socket): void {
+    if (this.open.size >= this.config.limits.maxConnections) {
+      this.log.error(`too many open connections (${this.config.limits.maxConnections}): client answered NO`);
+      socket.on('error', () => {});
+      socket.end(encodeReply(POOL_REPLY.busy));
+      socket.destroySoon();
+      return;
+    }
+    this.open.add(socket);
+    socket.on('close', () => this.open.delete(socket));
+    serveConnection(socket, {
+      deadlines: this.config.deadlines,
+      log: this.log,
+      answer: async (request) => {
+        this.answering++;
+        try {
+          return await this.authenticator.authenticate(request);
+        } finally {
+          this.answering--;
+          if (this.answering === 0) this.whenQuiet?.();
+        }
+      },
+    });
+  }
+
+  /** Resolves when no request is being answered, or after `ms`. */
+  quiet(ms: number): Promise<void> {
+    if (this.answering === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.whenQuiet = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+  }
+}
+
+async function shutdown(
+  server: Server,
+  front: FrontDoor,
+  pool: WorkerPool,
+  lock: InstanceLock,
+  files: ReturnType<typeof runFiles>,
+  config: Config,
+  log: Logger,
+): Promise<number> {
+  const socketInode = inodeOf(files.socket);
+  server.close(); // no new connections; the ones open still get their answers
+  const started = Date.now();
+  await front.quiet(config.deadlines.shutdownTimeoutMs);
+  await pool.stop(Math.max(0, config.deadlines.shutdownTimeoutMs - (Date.now() - started)));
+  for (const socket of front.open) socket.destroySoon();
+  removeIfSame(files.socket, socketInode);
+  lock.release(); // removes the pid file too
+  log.debug(`pid file removed: ${files.pidFile}`);
+  log.debug(`socket removed: ${files.socket}`);
+  log.info('master exited: 0');
+  return 0;
+}
+
+function inodeOf(path: string): number | undefined {
+  try {
+    return lstatSync(path).ino;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Removes our socket file, never one a later daemon may have bound in its place. */
+function removeIfSame(path: string, inode: number | undefined): void {
+  if (inode !== undefined && inodeOf(path) === inode) {
+    try {
+      unlinkSync(path);
+    } catch {
+      // already gone: libuv unlinks the path it bound when the server closes
+    }
+  }
+}

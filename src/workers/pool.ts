@@ -1,0 +1,336 @@
+/**
+ * The worker pool: N preforked worker processes, a FIFO of jobs, and the rules that make it
+ * hold up where the C daemon does not.
+ *   - A job goes only to an idle worker (the C daemon's accept lock gives the same property).
+ *   - Every job has one deadline, from submission: queued or running, its client gets an
+ *     answer by then. A worker still running a job at the deadline is killed and replaced.
+ *   - A worker that dies is replaced; its in-flight job is answered `NO`.
+ *   - A worker may be recycled after a number of jobs (PAM modules that leak).
+ *   - `-n 0`: no resident workers; a fresh worker per job, retired after it (the C daemon's
+ *     fork-per-connection mode), with a cap on how many run at once.
+ */
+import type { Logger } from '../log/logger.js';
+import type { WorkerSettings } from './worker-settings.js';
+import { serializeWorkerSettings } from './worker-settings.js';
+import { WorkerProcess } from './worker-process.js';
+
+export interface PoolJob {
+  readonly login: Buffer;
+  readonly password: Buffer;
+  readonly service: Buffer;
+  readonly realm: Buffer;
+  /** Client host for PAM_RHOST; empty when the client sent none. */
+  readonly remoteHost: Buffer;
+}
+
+export interface JobOutcome {
+  readonly reply: string;
+  /** Delay the mechanism asked for before a failure is answered (PAM fail delay). */
+  readonly failDelayMs: number;
+}
+
+export interface PoolOptions {
+  /** Resident workers (`-n`); 0 = a fresh worker per job. */
+  readonly size: number;
+  readonly workerScript: string;
+  readonly settings: WorkerSettings;
+  /** Deadline of a job from submission to answer. */
+  readonly jobTimeoutMs: number;
+  /** Jobs waiting for a worker beyond this are answered `NO` at once. */
+  readonly maxQueuedJobs: number;
+  /** Recycle a worker after this many jobs; 0 = never. */
+  readonly maxJobsPerWorker: number;
+  /** With size 0: how many one-job workers may run at once. */
+  readonly maxPerRequestWorkers: number;
+  readonly log: Logger;
+}
+
+export interface PoolStats {
+  readonly workers: number;
+  readonly busy: number;
+  readonly queued: number;
+  readonly respawns: number;
+  readonly timeouts: number;
+  readonly crashes: number;
+}
+
+/** Replies for jobs the pool itself has to answer. Clients only look at `NO`. */
+export const POOL_REPLY = {
+  timeout: 'NO authentication timed out',
+  workerDied: 'NO authentication worker failed',
+  busy: 'NO server busy',
+  shuttingDown: 'NO server shutting down',
+} as const;
+
+/** Upper bound of the pause between attempts to start workers that keep failing at start. */
+const MAX_RESPAWN_BACKOFF_MS = 10_000;
+/** First pause after a worker failed to start; doubles while failures continue. */
+const FIRST_RESPAWN_BACKOFF_MS = 100;
+/** How long stopped workers get to exit on SIGTERM before SIGKILL. */
+const WORKER_EXIT_GRACE_MS = 2_000;
+
+interface Slot {
+  readonly worker: WorkerProcess;
+  state: 'starting' | 'idle' | 'busy' | 'retiring';
+  job: QueuedJob | undefined;
+  jobsDone: number;
+}
+
+interface QueuedJob {
+  readonly id: number;
+  readonly job: PoolJob;
+  readonly resolve: (outcome: JobOutcome) => void;
+  readonly timer: NodeJS.Timeout;
+  slot: Slot | undefined;
+  settled: boolean;
+}
+
+export class WorkerPool {
+  private readonly slots = new Set<Slot>();
+  private readonly idle: Slot[] = [];
+  private queue: QueuedJob[] = [];
+  private nextJobId = 1;
+  private unsettled = 0;
+  private stopped = false;
+  private startFailures = 0;
+  private spawnPausedUntil = 0;
+  private spawnTimer: NodeJS.Timeout | undefined;
+  private whenIdle: (() => void) | undefined;
+  private readonly settingsJson: string;
+  private counters = { respawns: 0, timeouts: 0, crashes: 0 };
+
+  constructor(private readonly options: PoolOptions) {
+    this.settingsJson = serializeWorkerSettings(options.settings);
+  }
+
+  /** Starts the resident workers; rejects with the reason if one cannot start its mechanism. */
+  start(): Promise<void> {
+    const starting: Promise<void>[] = [];
+    for (let i = 0; i < this.options.size; i++) {
+      const slot = this.spawn();
+      starting.push(
+        new Promise((resolve, reject) => {
+          slot.worker.once('ready', resolve);
+          slot.worker.once('failed', (reason) => reject(new Error(reason)));
+          slot.worker.once('exit', (code, signal) =>
+            reject(new Error(`worker ${slot.worker.pid} exited during startup (${signal ?? `status ${code}`})`)),
+          );
+        }),
+      );
+    }
+    return Promise.all(starting).then(
+      () => undefined,
+      async (error: unknown) => {
+        await this.stop(0);
+        throw error;
+      },
+    );
+  }
+
+  /** Runs a job on the next idle worker. Always resolves, with `NO …` when it must. */
+  submit(job: PoolJob): Promise<JobOutcome> {
+    if (this.stopped) return Promise.resolve({ reply: POOL_REPLY.shuttingDown, failDelayMs: 0 });
+    if (this.queue.length >= this.options.maxQueuedJobs) {
+      this.options.log.error(`job queue full (${this.options.maxQueuedJobs} waiting): request refused`);
+      return Promise.resolve({ reply: POOL_REPLY.busy, failDelayMs: 0 });
+    }
+    return new Promise((resolve) => {
+      const queued: QueuedJob = {
+        id: this.nextJobId,
+        job,
+        resolve,
+        timer: setTimeout(() => this.onDeadline(queued), this.options.jobTimeoutMs),
+        slot: undefined,
+        settled: false,
+      };
+      this.nextJobId = this.nextJobId >= 0xffffffff ? 1 : this.nextJobId + 1;
+      this.unsettled++;
+      this.queue.push(queued);
+      this.dispatch();
+    });
+  }
+
+  stats(): PoolStats {
+    let busy = 0;
+    for (const slot of this.slots) if (slot.state === 'busy') busy++;
+    return { workers: this.slots.size, busy, queued: this.queue.length, ...this.counters };
+  }
+
+  /**
+   * Lets queued and running jobs finish for up to `graceMs`, answers what is left with `NO`,
+   * then stops every worker.
+   */
+  async stop(graceMs: number): Promise<void> {
+    if (this.unsettled > 0 && graceMs > 0) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, graceMs);
+        this.whenIdle = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+    }
+    this.stopped = true;
+    clearTimeout(this.spawnTimer);
+    for (const queued of this.queue) this.settle(queued, { reply: POOL_REPLY.shuttingDown, failDelayMs: 0 });
+    this.queue = [];
+    const exits: Promise<void>[] = [];
+    for (const slot of this.slots) {
+      if (slot.job) this.settle(slot.job, { reply: POOL_REPLY.shuttingDown, failDelayMs: 0 });
+      exits.push(new Promise((resolve) => (slot.worker.alive ? slot.worker.once('exit', () => resolve()) : resolve())));
+      slot.worker.kill('SIGTERM');
+    }
+    const killTimer = setTimeout(() => {
+      for (const slot of this.slots) slot.worker.kill('SIGKILL');
+    }, WORKER_EXIT_GRACE_MS);
+    await Promise.all(exits);
+    clearTimeout(killTimer);
+  }
+
+  private dispatch(): void {
+    while (this.queue.length > 0 && this.idle.length > 0) {
+      const queued = this.queue.shift()!;
+      if (queued.settled) continue;
+      this.assign(this.idle.pop()!, queued);
+    }
+    this.ensureCapacity();
+  }
+
+  private assign(slot: Slot, queued: QueuedJob): void {
+    slot.state = 'busy';
+    slot.job = queued;
+    queued.slot = slot;
+    const { login, password, service, realm, remoteHost } = queued.job;
+    slot.worker.send({ jobId: queued.id, login, password, service, realm, remoteHost });
+  }
+
+  /** Starts workers until the pool has what it needs (respecting the failure backoff). */
+  private ensureCapacity(): void {
+    if (this.stopped || this.spawnTimer) return;
+    const wanted = this.wantedWorkers();
+    if (this.activeSlots() >= wanted) return;
+    const wait = this.spawnPausedUntil - Date.now();
+    if (wait > 0) {
+      this.spawnTimer = setTimeout(() => {
+        this.spawnTimer = undefined;
+        this.ensureCapacity();
+      }, wait);
+      return;
+    }
+    while (this.activeSlots() < wanted) this.spawn();
+  }
+
+  private wantedWorkers(): number {
+    if (this.options.size > 0) return this.options.size;
+    let waiting = 0;
+    for (const queued of this.queue) if (!queued.settled) waiting++;
+    return Math.min(waiting, this.options.maxPerRequestWorkers);
+  }
+
+  /** Workers that are or will become available for jobs. */
+  private activeSlots(): number {
+    let count = 0;
+    for (const slot of this.slots) if (slot.state !== 'retiring') count++;
+    return count;
+  }
+
+  private spawn(): Slot {
+    const worker = new WorkerProcess(this.options.workerScript, this.settingsJson);
+    const slot: Slot = { worker, state: 'starting', job: undefined, jobsDone: 0 };
+    this.slots.add(slot);
+    worker.on('ready', () => {
+      this.startFailures = 0;
+      this.options.log.debug(`worker started: ${worker.pid}`);
+      this.makeIdle(slot);
+    });
+    worker.on('failed', (reason) => this.options.log.error(`worker ${worker.pid} could not start the mechanism: ${reason}`));
+    worker.on('result', (result) => {
+      if (!slot.job || slot.job.id !== result.jobId) return; // answered already (deadline)
+      this.settle(slot.job, { reply: result.reply, failDelayMs: result.failDelayMs });
+      slot.job = undefined;
+      slot.jobsDone++;
+      const limit = this.options.size === 0 ? 1 : this.options.maxJobsPerWorker;
+      if (limit > 0 && slot.jobsDone >= limit) this.retire(slot);
+      else this.makeIdle(slot);
+    });
+    worker.on('exit', (code, signal) => this.onExit(slot, code, signal));
+    return slot;
+  }
+
+  private makeIdle(slot: Slot): void {
+    if (this.stopped || slot.state === 'retiring') return;
+    slot.state = 'idle';
+    this.idle.push(slot);
+    this.dispatch();
+  }
+
+  private retire(slot: Slot): void {
+    slot.state = 'retiring';
+    this.removeIdle(slot);
+    slot.worker.kill('SIGTERM');
+    this.ensureCapacity();
+  }
+
+  private onExit(slot: Slot, code: number | null, signal: NodeJS.Signals | null): void {
+    const wasStarting = slot.state === 'starting';
+    const expected = slot.state === 'retiring' || this.stopped;
+    this.slots.delete(slot);
+    this.removeIdle(slot);
+    if (slot.job) {
+      this.options.log.error(
+        `worker ${slot.worker.pid} died during a request (${signal ?? `status ${code}`}); the client gets NO`,
+      );
+      this.settle(slot.job, { reply: POOL_REPLY.workerDied, failDelayMs: 0 });
+      slot.job = undefined;
+    }
+    if (expected) {
+      this.ensureCapacity();
+      return;
+    }
+    this.counters.crashes++;
+    this.counters.respawns++;
+    this.options.log.error(`worker ${slot.worker.pid} exited (${signal ?? `status ${code}`}); starting a replacement`);
+    if (wasStarting) {
+      this.startFailures++;
+      const backoff = Math.min(FIRST_RESPAWN_BACKOFF_MS * 2 ** (this.startFailures - 1), MAX_RESPAWN_BACKOFF_MS);
+      this.spawnPausedUntil = Date.now() + backoff;
+    }
+    this.ensureCapacity();
+  }
+
+  private onDeadline(queued: QueuedJob): void {
+    if (queued.settled) return;
+    this.counters.timeouts++;
+    const slot = queued.slot;
+    this.settle(queued, { reply: POOL_REPLY.timeout, failDelayMs: 0 });
+    if (slot && slot.job === queued) {
+      this.options.log.error(
+        `mechanism did not answer within ${this.options.jobTimeoutMs} ms: worker ${slot.worker.pid} killed and replaced`,
+      );
+      slot.job = undefined;
+      slot.state = 'retiring';
+      slot.worker.kill('SIGKILL');
+      this.ensureCapacity();
+    } else {
+      this.options.log.error(`no worker became free within ${this.options.jobTimeoutMs} ms: request answered NO`);
+    }
+  }
+
+  private settle(queued: QueuedJob, outcome: JobOutcome): void {
+    if (queued.settled) return;
+    queued.settled = true;
+    clearTimeout(queued.timer);
+    this.unsettled--;
+    queued.resolve(outcome);
+    if (this.unsettled === 0 && this.whenIdle) {
+      const done = this.whenIdle;
+      this.whenIdle = undefined;
+      done();
+    }
+  }
+
+  private removeIdle(slot: Slot): void {
+    const index = this.idle.indexOf(slot);
+    if (index !== -1) this.idle.splice(index, 1);
+  }
+}

@@ -1,0 +1,25 @@
+/** What the primary tells a worker at spawn time (argv[2], JSON; nothing secret in it). */
+import type { LogFormat } from '../log/logger.js';
+
+export interface WorkerSettings {
+  readonly mechanism: string;
+  readonly mechOption: string | undefined;
+  readonly verbose: boolean;
+  readonly logFormat: LogFormat;
+}
+
+export function serializeWorkerSettings(settings: WorkerSettings): string {
+  return JSON.stringify(settings);
+}
+
+export function parseWorkerSettings(text: string | undefined): WorkerSettings {
+  if (!text) throw new Error('worker started without settings (it is started by the saslauthd primary)');
+  const parsed = JSON.parse(text) as Partial<WorkerSettings>;
+  if (typeof parsed.mechanism !== 'string') throw new Error('worker settings lack a mechanism');
+  return {
+    mechanism: parsed.mechanism,
+    mechOption: typeof parsed.mechOption === 'string' ? parsed.mechOption : undefined,
+    verbose: parsed.verbose === true,
+    logFormat: parsed.logFormat === 'foreground' ? 'foreground' : 'journal',
+  };
+}

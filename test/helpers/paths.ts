@@ -1,0 +1,13 @@
+/** Where the compiled daemon, tools and Debian's C oracles live. */
+import { fileURLToPath } from 'node:url';
+
+/** dist/test/helpers → repository root */
+export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+export const SASLAUTHD_JS = fileURLToPath(new URL('../../src/cli/saslauthd.js', import.meta.url));
+export const TESTSASLAUTHD_JS = fileURLToPath(new URL('../../src/cli/testsaslauthd.js', import.meta.url));
+
+export const C_SASLAUTHD = '/usr/sbin/saslauthd';
+export const C_TESTSASLAUTHD = '/usr/sbin/testsaslauthd';
+export const PAM_WRAPPER_LIBRARY = '/usr/lib/x86_64-linux-gnu/libpam_wrapper.so';
+export const PAM_MATRIX_MODULE = '/usr/lib/x86_64-linux-gnu/pam_wrapper/pam_matrix.so';
+export const PAM_EXEC_MODULE = '/usr/lib/x86_64-linux-gnu/security/pam_exec.so';

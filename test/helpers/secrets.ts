@@ -1,0 +1,14 @@
+/** Asserts that no secret used by a test file reached any daemon log line. */
+import assert from 'node:assert/strict';
+import { allDaemonLogs } from './daemon.js';
+
+export function assertNoSecretsLogged(secrets: readonly (string | Buffer)[]): void {
+  const logs = Buffer.from(allDaemonLogs.join(''), 'latin1');
+  assert.ok(logs.length > 0, 'no daemon output was collected');
+  for (const secret of secrets) {
+    const bytes = Buffer.from(secret);
+    // The check only means something for secrets that cannot appear by chance.
+    assert.ok(bytes.length >= 6, `secret too short to check: ${bytes.length} bytes`);
+    assert.equal(logs.indexOf(bytes), -1, `a password appears in the daemon logs: ${bytes.toString('hex')}`);
+  }
+}
