@@ -27,8 +27,9 @@ async function main(argv: readonly string[]): Promise<number> {
     return await daemon.exited;
   } catch (error) {
     const startup = error instanceof StartupError ? error : new StartupError([(error as Error).message], 1);
-    for (const line of startup.lines) log.error(line);
-    reporter?.failed(startup.exitCode, startup.lines);
+    // The launcher prints the reasons of a detached daemon; a foreground one logs them.
+    if (reporter) reporter.failed(startup.exitCode, startup.lines);
+    else for (const line of startup.lines) log.error(line);
     return startup.exitCode;
   }
 }

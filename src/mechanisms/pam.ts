@@ -116,7 +116,7 @@ export function converse(tx: PamTransaction, numMsg: number, msg: Pointer | null
       writePointer(array, i * PAM_RESPONSE_SIZE + PAM_RESPONSE_RESP_OFFSET, copy);
     }
     if (resp !== null) {
-      // Messages only: still hand back an array of NULL responses, as PAM expects one.
+      // Even when nothing needed an answer, PAM expects an array (of NULL responses).
       if (array === null) {
         array = libc.calloc(numMsg, PAM_RESPONSE_SIZE);
         if (array === null) return fail(PAM_BUF_ERR);
@@ -125,7 +125,7 @@ export function converse(tx: PamTransaction, numMsg: number, msg: Pointer | null
     }
     return PAM_SUCCESS;
   } catch (err) {
-    // An exception escaping a koffi callback would reach PAM as 0 (PAM_SUCCESS).
+    // Never let an exception escape into C: koffi would hand PAM 0, i.e. PAM_SUCCESS.
     tx.log.error(`auth_pam: conversation failed: ${err instanceof Error ? err.message : String(err)}`);
     return fail(PAM_CONV_ERR);
   }

@@ -7,7 +7,7 @@
  */
 import { spawn } from 'node:child_process';
 import type { Readable } from 'node:stream';
-import { createWriteStream } from 'node:fs';
+import { closeSync, writeSync } from 'node:fs';
 
 /** Environment variable telling the detached copy which fd reports its startup status. */
 export const STATUS_FD_VARIABLE = 'SASLAUTHD_TS_STATUS_FD';
@@ -50,9 +50,17 @@ export function startupReporter(): { ready(): void; failed(code: number, lines: 
   const fd = process.env[STATUS_FD_VARIABLE];
   if (fd === undefined) return undefined;
   delete process.env[STATUS_FD_VARIABLE]; // workers must not inherit it
-  const stream = createWriteStream('', { fd: Number(fd) });
+  // Synchronous: a failing daemon exits right after reporting, before any async write.
+  const report = (text: string): void => {
+    try {
+      writeSync(Number(fd), text);
+      closeSync(Number(fd));
+    } catch {
+      // the launcher is gone; nobody is waiting for the verdict
+    }
+  };
   return {
-    ready: () => stream.end('READY'),
-    failed: (code, lines) => stream.end(`FAIL ${code}\t${lines.join('\t')}`),
+    ready: () => report('READY'),
+    failed: (code, lines) => report(`FAIL ${code}\t${lines.join('\t')}`),
   };
 }

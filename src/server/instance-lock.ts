@@ -4,15 +4,16 @@
  * daemon restarted right after a crash (systemd Restart=on-failure) starts at once, and a
  * running daemon never dies because its lock could not be refreshed.
  */
-import { readFileSync, rmSync, writeFileSync, statSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { connect } from 'node:net';
 import lockfile from 'proper-lockfile';
 import type { Logger } from '../log/logger.js';
 import type { RunFiles } from './run-directory.js';
 import { StartupError } from './run-directory.js';
 
-/** A lock younger than this, with no newer pid file, belongs to a daemon still starting. */
-const FRESH_LOCK_MS = 2_000;
+/** Pause before looking again at a holder that seems gone (it may be writing its pid file). */
+const HOLDER_RECHECK_MS = 100;
 /** How long a probe of the existing socket may take before it counts as dead. */
 const SOCKET_PROBE_MS = 500;
 
@@ -52,28 +53,25 @@ export async function acquireInstanceLock(files: RunFiles, log: Logger): Promise
   throw new StartupError(ALREADY_RUNNING, 2);
 }
 
-/** Is another process holding this run directory? Unknown counts as yes: never run twice. */
+/**
+ * Is another process holding this run directory? Its pid file names it; a daemon that took
+ * the lock an instant ago writes that file right after, so a dead or missing pid is looked
+ * at twice before the lock counts as stale.
+ */
 async function holderIsAlive(files: RunFiles): Promise<boolean> {
-  const pid = readPid(files.pidFile);
-  if (pid !== undefined && pid !== process.pid && processExists(pid) && runsSaslauthd(pid)) return true;
-  if (await socketAnswers(files.socket)) return true;
-  // A holder that took the lock a moment ago may not have written its pid file yet.
-  const lockAge = ageMs(files.lock);
-  return lockAge !== undefined && lockAge < FRESH_LOCK_MS && !((ageMs(files.pidFile) ?? Infinity) < lockAge);
+  for (let look = 0; look < 2; look++) {
+    if (look > 0) await sleep(HOLDER_RECHECK_MS);
+    const pid = readPid(files.pidFile);
+    if (pid !== undefined && pid !== process.pid && processExists(pid) && runsSaslauthd(pid)) return true;
+    if (await socketAnswers(files.socket)) return true;
+  }
+  return false;
 }
 
 function readPid(path: string): number | undefined {
   try {
     const pid = Number.parseInt(readFileSync(path, 'utf8'), 10);
     return Number.isInteger(pid) && pid > 0 ? pid : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-function ageMs(path: string): number | undefined {
-  try {
-    return Date.now() - statSync(path).mtimeMs;
   } catch {
     return undefined;
   }

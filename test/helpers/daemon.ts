@@ -44,7 +44,13 @@ export class Daemon {
     const [command, ...args] = options.c
       ? [C_SASLAUTHD, ...daemonArgs]
       : [...(options.wrap ?? []), process.execPath, SASLAUTHD_JS, ...daemonArgs];
-    this.child = spawn(command!, args, { env: options.env ?? process.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    // The C daemon in -d mode sends SIGTERM to its whole process group when it stops
+    // (saslauthd.md §3.7): give it a group of its own so the test runner survives.
+    this.child = spawn(command!, args, {
+      env: options.env ?? process.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: options.c === true,
+    });
     const collect = (chunk: Buffer): void => {
       const text = chunk.toString('latin1');
       this.output += text;
