@@ -10,6 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { REPLY, cString, type WireRequest } from '../protocol/codec.js';
 import { printable, type Logger } from '../log/logger.js';
 import type { JobOutcome, PoolJob } from '../workers/pool.js';
+import type { CacheKeyParts, CredentialCache } from './credential-cache.js';
 
 export interface AuthenticatorOptions {
   /** `-a`, as given (log lines show it). */
@@ -18,6 +19,8 @@ export interface AuthenticatorOptions {
   readonly appendRealm: boolean;
   readonly log: Logger;
   readonly runJob: (job: PoolJob) => Promise<JobOutcome>;
+  /** `-c`: the credential cache, consulted before the mechanism. */
+  readonly cache?: CredentialCache | undefined;
 }
 
 export class Authenticator {
@@ -44,6 +47,10 @@ export class Authenticator {
       const user =
         this.options.appendRealm && realm.length > 0 ? Buffer.concat([login, Buffer.from('@'), realm]) : login;
       const remoteHost = clientHost(request.clientAddress);
+      const fields = `[user=${printable(user)}] [service=${printable(service)}] [realm=${printable(realm)}]`;
+      const cache = this.options.cache;
+      const key = { user, realm, service };
+      if (cache && this.answeredFromCache(cache, key, password, fields)) return 'OK';
 
       const outcome = await this.options.runJob({ login: user, password, service, realm, remoteHost });
       let reply = outcome.reply;
@@ -51,12 +58,13 @@ export class Authenticator {
         this.options.log.error(`mechanism returned unknown response: ${printable(Buffer.from(reply, 'latin1'))}`);
         reply = REPLY.internalFailure;
       }
-      const fields = `[user=${printable(user)}] [service=${printable(service)}] [realm=${printable(realm)}]`;
       const remote = remoteHost.length > 0 ? ` [remote=${printable(remoteHost)}]` : '';
       if (reply.startsWith('OK')) {
+        cache?.remember(key, password);
         this.counters.ok++;
         if (this.options.log.verbose) this.options.log.debug(`auth success: ${fields}${remote} [mech=${this.options.mechanism}]`);
       } else {
+        cache?.forget(key); // a changed password stops the old one now, not at expiry
         this.counters.no++;
         const reason = reply.length > 3 ? reply.slice(3) : 'Unknown';
         this.options.log.info(`auth failure: ${fields}${remote} [mech=${this.options.mechanism}] [reason=${reason}]`);
@@ -69,6 +77,26 @@ export class Authenticator {
     } finally {
       request.password.fill(0);
     }
+  }
+
+  /** A cache hit answers `OK` without the mechanism (the original's semantics, and log lines). */
+  private answeredFromCache(cache: CredentialCache, key: CacheKeyParts, password: Buffer, fields: string): boolean {
+    const found = cache.lookup(key, password);
+    const verbose = this.options.log.verbose;
+    const where = `[login=${printable(key.user)}] [service=${printable(key.service)}] [realm=${printable(key.realm)}]`;
+    if (found === 'hit') {
+      this.counters.ok++;
+      if (verbose) {
+        this.options.log.debug(`${where}: found with valid passwd`);
+        this.options.log.debug(`auth success (cached): ${fields}`);
+        this.options.log.debug('response: OK');
+      }
+      return true;
+    }
+    if (verbose && found !== 'uncacheable') {
+      this.options.log.debug(`${where}: ${found === 'mismatch' ? 'found with invalid passwd' : 'not found'}, update pending`);
+    }
+    return false;
   }
 
   private refuse(reply: string, logText: string): string {

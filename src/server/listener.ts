@@ -13,7 +13,11 @@ const SOCKET_BACKLOG = 511;
 /** Unix socket paths are limited by sun_path (108 bytes with the terminating NUL). */
 const MAX_SOCKET_PATH_BYTES = 107;
 
-export async function listenOnSocket(path: string, onConnection: (socket: Socket) => void): Promise<Server> {
+export async function listenOnSocket(
+  path: string,
+  onConnection: (socket: Socket) => void,
+  onAcceptError: (error: NodeJS.ErrnoException) => void,
+): Promise<Server> {
   if (Buffer.byteLength(path) > MAX_SOCKET_PATH_BYTES) {
     throw new StartupError([`could not bind to socket: ${path}`, `socket path longer than ${MAX_SOCKET_PATH_BYTES} bytes`], 1);
   }
@@ -25,6 +29,8 @@ export async function listenOnSocket(path: string, onConnection: (socket: Socket
     );
     server.listen({ path, backlog: SOCKET_BACKLOG }, () => resolve());
   });
+  // After listen, errors are accept failures (EMFILE, ENFILE…): log them, keep serving.
+  server.on('error', onAcceptError);
   try {
     chmodSync(path, 0o777);
   } catch (error) {

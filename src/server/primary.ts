@@ -15,6 +15,8 @@ import { findMechanism } from '../mechanisms/registry.js';
 import { encodeReply } from '../protocol/codec.js';
 import { WorkerPool, POOL_REPLY } from '../workers/pool.js';
 import { Authenticator } from './authenticator.js';
+import { CredentialCache } from './credential-cache.js';
+import { statusLine } from './status.js';
 import { serveConnection } from './connection.js';
 import { acquireInstanceLock, type InstanceLock } from './instance-lock.js';
 import { listenOnSocket } from './listener.js';
@@ -80,14 +82,26 @@ export async function startPrimary(config: Config, log: Logger): Promise<Running
     cleanups.push(() => void pool.stop(0));
     if (log.verbose && config.workers > 0) log.debug('using process model');
 
+    const cache = config.cache.enabled
+      ? new CredentialCache({ sizeKb: config.cache.sizeKb, timeoutSeconds: config.cache.timeoutSeconds })
+      : undefined;
+    if (cache && log.verbose) {
+      log.debug(`cache table: ${cache.capacity} entries (HMAC-SHA256 under a per-start key, in memory)`);
+      log.debug(`timeout    : ${config.cache.timeoutSeconds} seconds`);
+    }
     const authenticator = new Authenticator({
       mechanism: factory.name,
       appendRealm: config.appendRealm,
       log,
       runJob: (job) => pool.submit(job),
+      cache,
     });
     const front = new FrontDoor(config, log, authenticator);
-    const server = await listenOnSocket(files.socket, (socket) => front.accept(socket));
+    const server = await listenOnSocket(
+      files.socket,
+      (socket) => front.accept(socket),
+      (error) => log.error(`socket accept failure: ${error.code ?? error.message}`),
+    );
     cleanups.push(() => server.close());
 
     log.info(`master pid is: ${process.pid}`);
@@ -104,7 +118,21 @@ export async function startPrimary(config: Config, log: Logger): Promise<Running
       };
       process.on('SIGTERM', () => stop('SIGTERM'));
       process.on('SIGINT', () => stop('SIGINT'));
-      process.on('SIGHUP', () => log.info('SIGHUP received: nothing to reload'));
+      process.on('SIGHUP', () => {
+        if (cache) log.info(`SIGHUP received: credential cache flushed (${cache.flush()} entries)`);
+        else log.info('SIGHUP received: nothing to reload');
+      });
+      process.on('SIGUSR1', () =>
+        log.info(
+          statusLine({
+            pool: pool.stats(),
+            requests: authenticator.stats,
+            connections: front.open.size,
+            cache: cache?.stats(),
+            uptimeSeconds: process.uptime(),
+          }),
+        ),
+      );
     });
     return { exited };
   } catch (error) {

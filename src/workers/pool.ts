@@ -49,6 +49,7 @@ export interface PoolStats {
   readonly workers: number;
   readonly busy: number;
   readonly queued: number;
+  /** Workers started after the initial pool: replacements, recycling, `-n 0` workers. */
   readonly respawns: number;
   readonly timeouts: number;
   readonly crashes: number;
@@ -98,9 +99,12 @@ export class WorkerPool {
   private whenIdle: (() => void) | undefined;
   private readonly settingsJson: string;
   private counters = { respawns: 0, timeouts: 0, crashes: 0 };
+  /** Spawns that build the initial pool; later ones replace or recycle a worker. */
+  private initialSpawnsLeft: number;
 
   constructor(private readonly options: PoolOptions) {
     this.settingsJson = serializeWorkerSettings(options.settings);
+    this.initialSpawnsLeft = options.size;
   }
 
   /** Starts the resident workers; rejects with the reason if one cannot start its mechanism. */
@@ -235,6 +239,8 @@ export class WorkerPool {
   }
 
   private spawn(): Slot {
+    if (this.initialSpawnsLeft > 0) this.initialSpawnsLeft--;
+    else this.counters.respawns++;
     const worker = new WorkerProcess(this.options.workerScript, this.settingsJson);
     const slot: Slot = { worker, state: 'starting', job: undefined, jobsDone: 0 };
     this.slots.add(slot);
@@ -288,7 +294,6 @@ export class WorkerPool {
       return;
     }
     this.counters.crashes++;
-    this.counters.respawns++;
     this.options.log.error(`worker ${slot.worker.pid} exited (${signal ?? `status ${code}`}); starting a replacement`);
     if (wasStarting) {
       this.startFailures++;

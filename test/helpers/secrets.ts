@@ -12,3 +12,10 @@ export function assertNoSecretsLogged(secrets: readonly (string | Buffer)[]): vo
     assert.equal(logs.indexOf(bytes), -1, `a password appears in the daemon logs: ${bytes.toString('hex')}`);
   }
 }
+
+/** Asserts that no log line carries something shaped like a digest or key (hex ≥ 32, base64 ≥ 40). */
+export function assertNoDigestsLogged(): void {
+  const logs = allDaemonLogs.join('');
+  assert.doesNotMatch(logs, /[0-9a-fA-F]{32,}/, 'a hex digest-like string in the logs');
+  assert.doesNotMatch(logs, /[A-Za-z0-9+/]{40,}={0,2}/, 'a base64 digest-like string in the logs');
+}

@@ -1,0 +1,128 @@
+/**
+ * The credential cache (`-c`, `-s`, `-t`), one for the whole daemon, in the primary.
+ *
+ * Semantics kept from the original: positive entries only; key (login after `-r`, realm,
+ * service); absolute lifetime from the last successful mechanism check (hits do not
+ * extend it); a hit answers plain `OK`.
+ * Improvements: the value is HMAC-SHA256 of the password under a random key made at start
+ * (never the password, never an unsalted digest, nothing on disk); a failed mechanism check
+ * removes the key's entry, so after a password change the old password stops working at its
+ * first failure instead of up to 8 hours later; SIGHUP empties it.
+ */
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+
+/** Per-entry budget used to turn `-s` kilobytes into a number of entries: the original's bucket size. */
+const ENTRY_BUDGET_BYTES = 96;
+/** The original's default table: 1711 slots × 6 buckets. */
+export const DEFAULT_CACHE_ENTRIES = 1711 * 6;
+/**
+ * Keys longer than this are not cached: it bounds an entry's memory so that `-s` means
+ * something (the original's limit was 60 bytes, which left long logins uncached too).
+ */
+const MAX_KEY_BYTES = 512;
+/** Bytes of the random HMAC key made at each start. */
+const HMAC_KEY_BYTES = 32;
+
+export interface CacheOptions {
+  /** `-s`, kilobytes; undefined = the default number of entries. */
+  readonly sizeKb: number | undefined;
+  /** `-t` */
+  readonly timeoutSeconds: number;
+  /** Clock in milliseconds (tests pass their own). */
+  readonly now?: () => number;
+}
+
+export interface CacheKeyParts {
+  readonly user: Buffer;
+  readonly realm: Buffer;
+  readonly service: Buffer;
+}
+
+interface Entry {
+  readonly mac: Buffer;
+  readonly storedAt: number;
+}
+
+export type LookupResult = 'hit' | 'miss' | 'mismatch' | 'uncacheable';
+
+export interface CacheStats {
+  readonly entries: number;
+  readonly capacity: number;
+  readonly hits: number;
+  readonly misses: number;
+}
+
+export class CredentialCache {
+  readonly capacity: number;
+  private readonly entries = new Map<string, Entry>();
+  private readonly hmacKey = randomBytes(HMAC_KEY_BYTES);
+  private readonly lifetimeMs: number;
+  private readonly now: () => number;
+  private counters = { hits: 0, misses: 0 };
+
+  constructor(options: CacheOptions) {
+    this.capacity =
+      options.sizeKb === undefined
+        ? DEFAULT_CACHE_ENTRIES
+        : Math.max(1, Math.floor((options.sizeKb * 1024) / ENTRY_BUDGET_BYTES));
+    this.lifetimeMs = options.timeoutSeconds * 1000;
+    this.now = options.now ?? Date.now;
+  }
+
+  /** Does this password match a live entry for the key? */
+  lookup(parts: CacheKeyParts, password: Buffer): LookupResult {
+    const key = cacheKey(parts);
+    if (key === undefined) return 'uncacheable';
+    const entry = this.entries.get(key);
+    if (!entry || this.now() - entry.storedAt >= this.lifetimeMs) {
+      if (entry) this.entries.delete(key);
+      this.counters.misses++;
+      return 'miss';
+    }
+    if (timingSafeEqual(entry.mac, this.mac(password))) {
+      this.counters.hits++;
+      return 'hit';
+    }
+    this.counters.misses++;
+    return 'mismatch';
+  }
+
+  /** After a successful mechanism check: (re)store the entry, evicting the oldest if full. */
+  remember(parts: CacheKeyParts, password: Buffer): void {
+    const key = cacheKey(parts);
+    if (key === undefined) return;
+    this.entries.delete(key); // re-inserted last: Map order is storage order, oldest first
+    if (this.entries.size >= this.capacity) {
+      const oldest = this.entries.keys().next().value;
+      if (oldest !== undefined) this.entries.delete(oldest);
+    }
+    this.entries.set(key, { mac: this.mac(password), storedAt: this.now() });
+  }
+
+  /** After a failed mechanism check: the old credentials must not keep working. */
+  forget(parts: CacheKeyParts): void {
+    const key = cacheKey(parts);
+    if (key !== undefined) this.entries.delete(key);
+  }
+
+  /** Empties the cache; returns how many entries were dropped. */
+  flush(): number {
+    const dropped = this.entries.size;
+    this.entries.clear();
+    return dropped;
+  }
+
+  stats(): CacheStats {
+    return { entries: this.entries.size, capacity: this.capacity, ...this.counters };
+  }
+
+  private mac(password: Buffer): Buffer {
+    return createHmac('sha256', this.hmacKey).update(password).digest();
+  }
+}
+
+/** An unambiguous map key: each part length-prefixed; undefined when too long to cache. */
+function cacheKey({ user, realm, service }: CacheKeyParts): string | undefined {
+  if (user.length + realm.length + service.length + 3 > MAX_KEY_BYTES) return undefined;
+  return `${user.length}:${user.toString('latin1')}${realm.length}:${realm.toString('latin1')}${service.toString('latin1')}`;
+}
