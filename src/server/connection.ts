@@ -33,10 +33,7 @@ export function serveConnection(socket: Socket, context: ConnectionContext): voi
     if (socket.destroyed) return;
     state = 'draining';
     clearTimeout(timer);
-    // end() writes the reply and then half-closes (SHUT_WR): the client sees EOF at once.
-    socket.end(encodeReply(text));
-    timer = setTimeout(() => socket.destroy(), deadlines.drainTimeoutMs);
-    if (socket.readableEnded) socket.destroySoon();
+    timer = replyAndDrain(socket, text, deadlines.drainTimeoutMs);
   };
 
   socket.on('data', (chunk: Buffer) => {
@@ -59,9 +56,8 @@ export function serveConnection(socket: Socket, context: ConnectionContext): voi
 
   socket.on('end', () => {
     // EOF mid-request: nothing to answer. While answering: the client half-closed after its
-    // request; the reply still goes out. After the reply: the drain is complete.
+    // request; the reply still goes out. After the reply: replyAndDrain closes.
     if (state === 'reading') socket.destroy();
-    else if (state === 'draining') socket.destroySoon();
   });
 
   socket.on('error', (error: NodeJS.ErrnoException) => {
@@ -70,4 +66,27 @@ export function serveConnection(socket: Socket, context: ConnectionContext): voi
   });
 
   socket.on('close', () => clearTimeout(timer));
+}
+
+/**
+ * Answers a connection at once without reading its request (server busy): the same reply,
+ * half-close and drain as a served connection, so the client reads the reply instead of a
+ * reset caused by closing over its unread request.
+ */
+export function refuseConnection(socket: Socket, text: string, drainTimeoutMs: number): void {
+  socket.on('error', () => {});
+  socket.on('data', (chunk: Buffer) => chunk.fill(0)); // discard the request unread
+  const timer = replyAndDrain(socket, text, drainTimeoutMs);
+  socket.on('close', () => clearTimeout(timer));
+}
+
+/**
+ * Writes the reply and half-closes (SHUT_WR: the client sees EOF at once), then waits for
+ * the client's EOF, at most `drainTimeoutMs`, before closing. Returns the drain timer.
+ */
+function replyAndDrain(socket: Socket, text: string, drainTimeoutMs: number): NodeJS.Timeout {
+  socket.end(encodeReply(text));
+  if (socket.readableEnded) socket.destroySoon();
+  else socket.once('end', () => socket.destroySoon());
+  return setTimeout(() => socket.destroy(), drainTimeoutMs);
 }

@@ -8,6 +8,7 @@
 import { spawn } from 'node:child_process';
 import type { Readable } from 'node:stream';
 import { closeSync, writeSync } from 'node:fs';
+import { selfCommand } from '../native/self-exec.js';
 
 /** Environment variable telling the detached copy which fd reports its startup status. */
 export const STATUS_FD_VARIABLE = 'SASLAUTHD_TS_STATUS_FD';
@@ -17,12 +18,13 @@ const STARTUP_DEADLINE_MS = 60_000;
 const STATUS_FD = 3;
 
 export async function launchDetached(script: string, argv: readonly string[]): Promise<number> {
-  const child = spawn(process.execPath, [script, ...argv], {
+  const self = selfCommand('saslauthd', script, argv);
+  const child = spawn(self.command, self.args, {
     detached: true,
     // Logs keep going where the launcher's stderr goes (a journal, a file), but a terminal
     // is not tied to a daemon that outlives the shell.
     stdio: ['ignore', 'ignore', process.stderr.isTTY ? 'ignore' : 'inherit', 'pipe'],
-    env: { ...process.env, [STATUS_FD_VARIABLE]: String(STATUS_FD) },
+    env: { ...process.env, ...self.env, [STATUS_FD_VARIABLE]: String(STATUS_FD) },
   });
   const status = child.stdio[STATUS_FD] as Readable;
   let text = '';

@@ -12,12 +12,11 @@ import { fileURLToPath } from 'node:url';
 import type { Config } from '../config.js';
 import type { Logger } from '../log/logger.js';
 import { findMechanism } from '../mechanisms/registry.js';
-import { encodeReply } from '../protocol/codec.js';
 import { WorkerPool, POOL_REPLY } from '../workers/pool.js';
 import { Authenticator } from './authenticator.js';
 import { CredentialCache } from './credential-cache.js';
 import { statusLine } from './status.js';
-import { serveConnection } from './connection.js';
+import { refuseConnection, serveConnection } from './connection.js';
 import { acquireInstanceLock, type InstanceLock } from './instance-lock.js';
 import { listenOnSocket } from './listener.js';
 import { StartupError, ensureRunDirectory, runFiles } from './run-directory.js';
@@ -156,9 +155,7 @@ class FrontDoor {
   accept(socket: Socket): void {
     if (this.open.size >= this.config.limits.maxConnections) {
       this.log.error(`too many open connections (${this.config.limits.maxConnections}): client answered NO`);
-      socket.on('error', () => {});
-      socket.end(encodeReply(POOL_REPLY.busy));
-      socket.destroySoon();
+      refuseConnection(socket, POOL_REPLY.busy, this.config.deadlines.drainTimeoutMs);
       return;
     }
     this.open.add(socket);

@@ -7,7 +7,7 @@
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PAM_MATRIX_MODULE, PAM_WRAPPER_LIBRARY } from './paths.js';
+import { PAM_MATRIX_MODULE, PAM_PERMIT_MODULE, PAM_WRAPPER_LIBRARY } from './paths.js';
 
 export interface PamUser {
   readonly name: string | Buffer;
@@ -31,9 +31,14 @@ export class PamFixture {
     for (const [name, text] of Object.entries({ imap: standard, smtp: standard, ...services })) this.addService(name, text);
   }
 
-  /** Writes a PAM service file; `@MATRIX@` stands for pam_matrix with this fixture's passdb. */
+  /**
+   * Writes a PAM service file; `@MATRIX@` stands for pam_matrix with this fixture's passdb,
+   * `@PERMIT@` for pam_permit (an account stack that admits everyone: pam_matrix's account
+   * check admits a user only for the service of the user's first passdb line).
+   */
   addService(name: string, text: string): void {
-    writeFileSync(join(this.serviceDirectory, name), text.replaceAll('@MATRIX@', `${PAM_MATRIX_MODULE} passdb=${this.passdb}`));
+    const expanded = text.replaceAll('@MATRIX@', `${PAM_MATRIX_MODULE} passdb=${this.passdb}`).replaceAll('@PERMIT@', PAM_PERMIT_MODULE);
+    writeFileSync(join(this.serviceDirectory, name), expanded);
   }
 
   /** Rewrites the password database (pam_matrix reads it on every request). */

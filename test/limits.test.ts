@@ -1,0 +1,155 @@
+/**
+ * Deadlines and bounds: the read and drain deadlines close stuck clients, past the
+ * connection or queue bound a client gets an immediate NO (never a silent drop or a hang),
+ * workers are recycled after --max-jobs-per-worker, and -n 0 runs each request in a fresh
+ * worker process.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
+import { join } from 'node:path';
+import { Daemon } from './helpers/daemon.js';
+import { PamFixture } from './helpers/pam-fixture.js';
+import { PAM_EXEC_MODULE } from './helpers/paths.js';
+import { childPids, eventually } from './helpers/processes.js';
+import { ask, idleConnection, replyFrame, request } from './helpers/raw-client.js';
+import { assertNoSecretsLogged } from './helpers/secrets.js';
+
+const PASSWORD = 'Limits-pass-1';
+let pam: PamFixture;
+let pidLog: string;
+
+before(() => {
+  pam = new PamFixture([
+    { name: 'good', password: PASSWORD, service: 'imap' },
+  ]);
+  pam.addService('slow', `auth required ${PAM_EXEC_MODULE} /bin/sleep 1\nauth required @MATRIX@\naccount required @PERMIT@\n`);
+  // "who" appends the pid of the worker that ran PAM (pam_exec's parent) to a file
+  pidLog = join(pam.directory, 'worker-pids');
+  const script = join(pam.directory, 'who.sh');
+  writeFileSync(script, `#!/bin/sh\necho $PPID >> ${pidLog}\n`);
+  chmodSync(script, 0o755);
+  pam.addService('who', `auth required ${PAM_EXEC_MODULE} ${script}\nauth required @MATRIX@\naccount required @PERMIT@\n`);
+});
+after(() => pam?.dispose());
+
+/** Resolves when the server closes the connection. */
+function closed(socket: Socket): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+  return new Promise((resolve) => socket.on('close', () => resolve(Buffer.concat(chunks))));
+}
+
+test('read deadline: a client that sends nothing, or half a request, is closed without a reply', async () => {
+  const daemon = await Daemon.start({ env: pam.env, args: ['-n', '1', '--read-timeout', '300'] });
+  try {
+    const idle = await idleConnection(daemon.socket);
+    const half = await idleConnection(daemon.socket);
+    half.write(request('good', PASSWORD, 'imap', '').subarray(0, 7));
+    assert.equal((await closed(idle)).length, 0);
+    assert.equal((await closed(half)).length, 0);
+    await daemon.waitForLog(/no complete request within 300 ms: connection closed/);
+    assert.equal(await ask(daemon.socket, 'good', PASSWORD, 'imap', ''), 'OK');
+  } finally {
+    await daemon.dispose();
+  }
+});
+
+test('drain deadline: a client that keeps its end open after the reply is closed', async () => {
+  const daemon = await Daemon.start({ env: pam.env, args: ['-n', '1', '--drain-timeout', '300'] });
+  try {
+    const socket = connect({ path: daemon.socket });
+    socket.write(request('good', PASSWORD, 'imap', ''));
+    const received = await closed(socket); // we never end our side
+    assert.deepEqual(received, replyFrame('OK'));
+  } finally {
+    await daemon.dispose();
+  }
+});
+
+/** Asks for status lines (SIGUSR1) until one reports `count` open connections. */
+async function openConnectionsReported(daemon: Daemon, count: number): Promise<void> {
+  const pattern = new RegExp(`status: .*connections=${count} `);
+  await eventually(
+    () => {
+      if (pattern.test(daemon.logs.split('\n').filter((line) => line.includes('status:')).at(-1) ?? '')) return true;
+      process.kill(daemon.pid, 'SIGUSR1');
+      return false;
+    },
+    `${count} open connections reported`,
+  );
+}
+
+test('past --max-connections a new client is answered NO at once, with a log line', async () => {
+  const daemon = await Daemon.start({ env: pam.env, args: ['-n', '1', '--max-connections', '5', '--read-timeout', '60000'] });
+  const idle: Socket[] = [];
+  try {
+    for (let i = 0; i < 5; i++) idle.push(await idleConnection(daemon.socket));
+    await openConnectionsReported(daemon, 5);
+    assert.equal(await ask(daemon.socket, 'good', PASSWORD, 'imap', ''), 'NO server busy');
+    await daemon.waitForLog(/too many open connections \(5\): client answered NO/);
+    idle.pop()!.destroy();
+    await openConnectionsReported(daemon, 4);
+    assert.equal(await ask(daemon.socket, 'good', PASSWORD, 'imap', ''), 'OK');
+  } finally {
+    for (const socket of idle) socket.destroy();
+    await daemon.dispose();
+  }
+});
+
+test('past --max-queue a request is answered NO at once; the queued ones are answered', async () => {
+  const daemon = await Daemon.start({ env: pam.env, args: ['-n', '1', '--max-queue', '2'] });
+  try {
+    const running = ask(daemon.socket, 'good', PASSWORD, 'slow', '');
+    await new Promise((resolve) => setTimeout(resolve, 200)); // the worker is busy now
+    const queued = [ask(daemon.socket, 'good', PASSWORD, 'slow', ''), ask(daemon.socket, 'good', PASSWORD, 'slow', '')];
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    assert.equal(await ask(daemon.socket, 'good', PASSWORD, 'imap', ''), 'NO server busy');
+    await daemon.waitForLog(/job queue full \(2 waiting\): request refused/);
+    assert.deepEqual(await Promise.all([running, ...queued]), ['OK', 'OK', 'OK']);
+  } finally {
+    await daemon.dispose();
+  }
+});
+
+test('--max-jobs-per-worker recycles a worker after that many requests', async () => {
+  writeFileSync(pidLog, '');
+  const daemon = await Daemon.start({ env: pam.env, args: ['-n', '1', '--max-jobs-per-worker', '3'] });
+  try {
+    for (let i = 0; i < 7; i++) assert.equal(await ask(daemon.socket, 'good', PASSWORD, 'who', ''), 'OK');
+    const pids = readFileSync(pidLog, 'utf8').trim().split('\n');
+    assert.equal(pids.length, 7);
+    assert.equal(new Set(pids.slice(0, 3)).size, 1);
+    assert.equal(new Set(pids.slice(3, 6)).size, 1);
+    assert.equal(new Set(pids).size, 3, `three workers served 7 requests: ${pids.join(',')}`);
+    assert.ok(!/crashes=[1-9]/.test(daemon.logs));
+  } finally {
+    await daemon.dispose();
+  }
+});
+
+test('-n 0: every request runs in a fresh worker process; none stays resident', async () => {
+  writeFileSync(pidLog, '');
+  const daemon = await Daemon.start({ env: pam.env, args: ['-n', '0', '-c'] });
+  try {
+    assert.equal(childPids(daemon.pid).length, 0, 'no resident workers');
+    for (let i = 0; i < 4; i++) assert.equal(await ask(daemon.socket, 'good', PASSWORD, 'who', `r${i}`), 'OK');
+    const pids = readFileSync(pidLog, 'utf8').trim().split('\n');
+    assert.equal(new Set(pids).size, 4, `4 requests, 4 workers: ${pids.join(',')}`);
+    assert.equal(await ask(daemon.socket, 'good', 'wrong-password', 'imap', ''), 'NO PAM auth error');
+    // concurrent requests in -n 0 are all answered
+    const replies = await Promise.all(Array.from({ length: 10 }, () => ask(daemon.socket, 'good', PASSWORD, 'imap', '')));
+    assert.ok(replies.every((reply) => reply === 'OK'));
+    // the cache lives in the primary, so it works across one-shot workers
+    assert.equal(await ask(daemon.socket, 'good', PASSWORD, 'who', 'r0'), 'OK');
+    assert.equal(readFileSync(pidLog, 'utf8').trim().split('\n').length, 4, 'served from the cache');
+    await eventually(() => childPids(daemon.pid).length === 0, 'one-shot workers exited');
+  } finally {
+    await daemon.dispose();
+  }
+});
+
+test('no password used here appears in any log line', () => {
+  assertNoSecretsLogged([PASSWORD, 'wrong-password']);
+});
