@@ -6,6 +6,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
+import { selfCommand } from '../native/self-exec.js';
 import { FrameReader, FrameType, decodeResult, encodeJob, type JobFrame, type ResultFrame } from './channel.js';
 
 export interface WorkerProcessEvents {
@@ -23,9 +24,10 @@ export class WorkerProcess extends EventEmitter<WorkerProcessEvents> {
 
   constructor(script: string, settingsJson: string) {
     super();
-    this.child = spawn(process.execPath, [script, settingsJson], {
+    const self = selfCommand('worker', script, [settingsJson]);
+    this.child = spawn(self.command, self.args, {
       stdio: ['ignore', 'inherit', 'inherit', 'pipe'],
-      env: process.env,
+      env: { ...process.env, ...self.env },
     });
     this.pid = this.child.pid ?? -1;
     this.channel = this.child.stdio[3] as Socket;
