@@ -4,12 +4,17 @@
  *   - otherwise: `<N>message` on stderr, the sd-daemon priority prefix journald reads
  *     (`<3>` error, `<6>` info, `<7>` debug), so a unit with SyslogIdentifier=saslauthd and
  *     SyslogFacility=auth lands the lines in auth.log the way the original's syslog did.
+ * Every line also goes to syslog (ident saslauthd, facility auth, src/native/syslog.ts), as
+ * the original logs, in `-d` mode too — except when stderr is the journal (a systemd unit:
+ * $JOURNAL_STREAM names stderr), where the unit's SyslogIdentifier=/SyslogFacility= already
+ * route the stderr lines to syslog and a second copy would double every line.
  * Debug lines exist only in verbose mode (`-d`, `-V`), as in the original.
  * Callers never pass a password, hash or digest; user-controlled text goes through
  * `printable()` first so a login cannot forge a log line.
  */
-import { writeSync } from 'node:fs';
+import { fstatSync, writeSync } from 'node:fs';
 import { pino, type Logger as PinoLogger } from 'pino';
+import { writeSyslog } from '../native/syslog.js';
 
 export type LogFormat = 'foreground' | 'journal';
 
@@ -25,6 +30,8 @@ export interface LoggerOptions {
   readonly verbose: boolean;
   /** Where lines go; stderr by default. Tests and the daemonizer may pass another fd. */
   readonly fd?: number;
+  /** Also log to syslog; default: unless stderr is the journal (see stderrIsJournal). */
+  readonly syslog?: boolean;
 }
 
 /** pino's numeric levels mapped to syslog priorities. */
@@ -35,6 +42,7 @@ const MAX_LINE_CHARS = 1023;
 
 export function createLogger(options: LoggerOptions): Logger {
   const fd = options.fd ?? 2;
+  const syslog = options.syslog ?? !stderrIsJournal();
   const destination = {
     write(serialized: string): void {
       // pino hands over one JSON object per call; render it as the original's text line.
@@ -49,6 +57,7 @@ export function createLogger(options: LoggerOptions): Logger {
       } catch {
         // A closed or full stderr must never take the daemon down.
       }
+      if (syslog) writeSyslog(SYSLOG_PRIORITY[level] ?? 6, text);
     },
   };
   const log: PinoLogger = pino(
@@ -66,6 +75,18 @@ export function createLogger(options: LoggerOptions): Logger {
     info: (message) => log.info(message),
     debug: (message) => log.debug(message),
   };
+}
+
+/** True when fd 2 is the stream systemd connected to the journal ($JOURNAL_STREAM = "dev:inode"). */
+export function stderrIsJournal(): boolean {
+  const stream = process.env['JOURNAL_STREAM'];
+  if (!stream) return false;
+  try {
+    const stat = fstatSync(2);
+    return stream === `${stat.dev}:${stat.ino}`;
+  } catch {
+    return false;
+  }
 }
 
 /**

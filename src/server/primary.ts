@@ -12,6 +12,7 @@ import { fileURLToPath } from 'node:url';
 import type { Config } from '../config.js';
 import type { Logger } from '../log/logger.js';
 import { findMechanism } from '../mechanisms/registry.js';
+import { notifySystemd } from '../native/systemd.js';
 import { WorkerPool, POOL_REPLY } from '../workers/pool.js';
 import { Authenticator } from './authenticator.js';
 import { CredentialCache } from './credential-cache.js';
@@ -105,6 +106,7 @@ export async function startPrimary(config: Config, log: Logger): Promise<Running
 
     log.info(`master pid is: ${process.pid}`);
     log.info(`listening on socket: ${files.socket}`);
+    notifySystemd({ READY: 1, STATUS: `listening on socket: ${files.socket}`, MAINPID: process.pid });
     cleanups.length = 0;
 
     const exited = new Promise<number>((resolve) => {
@@ -112,6 +114,7 @@ export async function startPrimary(config: Config, log: Logger): Promise<Running
       const stop = (signal: string): void => {
         if (stopping) return;
         stopping = true;
+        notifySystemd({ STOPPING: 1, STATUS: `${signal} received: shutting down` });
         log.debug(`${signal} received: shutting down`);
         void shutdown(server, front, pool, lock, files, config, log).then(resolve);
       };
