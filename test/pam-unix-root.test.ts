@@ -76,6 +76,31 @@ test(
   },
 );
 
+test(
+  'twenty clients sending wrong pam_unix passwords at once do not delay a right login from another client',
+  { skip: !isRoot && 'needs root' },
+  async () => {
+    const busy = await Daemon.start({
+      args: ['-n', '5'],
+      wrap: ['unshare', '-m', '--propagation', 'private', 'sh', '-c', 'mount --bind "$0" /etc/pam.d && exec "$@"', pamDirectory],
+    });
+    try {
+      const order: string[] = [];
+      const wrong = Array.from({ length: 20 }, () =>
+        ask(busy.socket, USER, 'not-the-password', 'sts-unix', '').then((reply) => order.push(`wrong:${reply}`)),
+      );
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const right = ask(busy.socket, USER, PASSWORD, 'sts-unix', '').then((reply) => order.push(`right:${reply}`));
+      await Promise.all([...wrong, right]);
+      // each wrong reply waits out pam_unix's ~2 s delay; the right one waits for none of them
+      assert.equal(order[0], 'right:OK', order.join(' '));
+      assert.equal(order.filter((entry) => entry === 'wrong:NO PAM auth error').length, 20);
+    } finally {
+      await busy.dispose();
+    }
+  },
+);
+
 test('no password used here appears in any log line', { skip: !isRoot && 'needs root' }, () => {
   assertNoSecretsLogged([PASSWORD, 'not-the-password']);
 });

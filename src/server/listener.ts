@@ -8,8 +8,12 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { StartupError } from './run-directory.js';
 import { ALREADY_RUNNING, socketAnswers } from './instance-lock.js';
 
-/** listen(2) backlog. The original uses 32; a burst of clients should queue, not fail. */
-const SOCKET_BACKLOG = 511;
+/**
+ * listen(2) backlog (the kernel caps it at net.core.somaxconn, 4096 on Debian 12). The
+ * original uses 32. A burst of clients should queue, not fail: a non-blocking connect on a
+ * Unix socket whose backlog is full fails at once with EAGAIN.
+ */
+const SOCKET_BACKLOG = 4096;
 /** Unix socket paths are limited by sun_path (108 bytes with the terminating NUL). */
 const MAX_SOCKET_PATH_BYTES = 107;
 
