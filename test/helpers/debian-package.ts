@@ -1,0 +1,56 @@
+/**
+ * The Debian package under test, and the machine state the package tests touch.
+ *
+ * debPackage() builds the .deb once with `dpkg-buildpackage -b -us -uc` from a copy of this
+ * checkout (its files as git sees them, plus the node_modules `npm ci` made) in a cache
+ * directory keyed by the content, so several test files share one build. .ci/run builds it
+ * first and passes it in $SASLAUTHD_TS_DEB.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { REPO_ROOT } from './paths.js';
+
+export const PACKAGE = 'saslauthd-ts';
+export const CACHE_ROOT = '/tmp/saslauthd-ts-deb-cache';
+
+function sourceFiles(): string[] {
+  const listed = execFileSync('git', ['ls-files', '-z', '--cached', '--others', '--exclude-standard'], { cwd: REPO_ROOT })
+    .toString('utf8')
+    .split('\0')
+    .filter((file) => file !== '' && !file.startsWith('dist/') && existsSync(join(REPO_ROOT, file)));
+  return listed.sort();
+}
+
+/** The path of the built .deb (building it if this content was not built yet). */
+export function debPackage(): string {
+  const given = process.env['SASLAUTHD_TS_DEB'];
+  if (given) {
+    if (!existsSync(given)) throw new Error(`SASLAUTHD_TS_DEB=${given} does not exist`);
+    return given;
+  }
+  const files = sourceFiles();
+  const hash = createHash('sha256');
+  for (const file of files) hash.update(file).update('\0').update(readFileSync(join(REPO_ROOT, file))).update('\0');
+  const key = hash.digest('hex').slice(0, 16);
+  const directory = join(CACHE_ROOT, key);
+  const built = existsSync(directory) ? readdirSync(directory).find((name) => name.endsWith('.deb')) : undefined;
+  if (built) return join(directory, built);
+  return buildDeb(files, directory);
+}
+
+function buildDeb(files: readonly string[], directory: string): string {
+  rmSync(directory, { recursive: true, force: true });
+  const source = join(directory, 'src');
+  mkdirSync(source, { recursive: true });
+  writeFileSync(join(directory, 'files'), files.join('\0'));
+  execFileSync('sh', ['-c', `tar -C "$1" --null -T "$2" -cf - node_modules | tar -C "$3" -xf -`, 'copy', REPO_ROOT, join(directory, 'files'), source]);
+  const result = spawnSync('dpkg-buildpackage', ['-b', '-us', '-uc'], { cwd: source, encoding: 'utf8', maxBuffer: 64 << 20 });
+  writeFileSync(join(directory, 'build.log'), `${result.stdout}\n${result.stderr}`);
+  if (result.status !== 0) throw new Error(`dpkg-buildpackage failed (${result.status}); log: ${join(directory, 'build.log')}\n${result.stderr.slice(-3000)}`);
+  rmSync(source, { recursive: true, force: true });
+  const deb = readdirSync(directory).find((name) => name.endsWith('.deb'));
+  if (!deb) throw new Error(`no .deb in ${directory}`);
+  return join(directory, deb);
+}
