@@ -2,22 +2,22 @@
  * The primary process: the front door. It owns the socket and every client connection,
  * the instance lock and pid file, the worker pool, signals and shutdown. Workers only run
  * the mechanism (see workers/). Startup order:
- *   run dir → instance lock → mechanism check → workers ready → socket listening → pid file
+ *   run dir → instance lock + pid file → mechanism check → workers ready → socket listening
  * so the socket exists only once requests can be served, and a failure at any step leaves
- * nothing behind.
+ * nothing behind (the lock and pid file are released).
  */
 import { lstatSync, unlinkSync } from 'node:fs';
-import type { Server, Socket } from 'node:net';
+import type { Server } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import type { Config } from '../config.js';
 import type { Logger } from '../log/logger.js';
 import { findMechanism } from '../mechanisms/registry.js';
 import { notifySystemd } from '../native/systemd.js';
-import { WorkerPool, POOL_REPLY } from '../workers/pool.js';
+import { WorkerPool } from '../workers/pool.js';
 import { Authenticator } from './authenticator.js';
 import { CredentialCache } from './credential-cache.js';
 import { statusLine } from './status.js';
-import { refuseConnection, serveConnection } from './connection.js';
+import { FrontDoor } from './front-door.js';
 import { acquireInstanceLock, type InstanceLock } from './instance-lock.js';
 import { listenOnSocket } from './listener.js';
 import { StartupError, ensureRunDirectory, runFiles } from './run-directory.js';
@@ -140,54 +140,6 @@ export async function startPrimary(config: Config, log: Logger): Promise<Running
   } catch (error) {
     cleanUp();
     throw error;
-  }
-}
-
-/** Connection bookkeeping: the limit on open connections and the in-flight count for shutdown. */
-class FrontDoor {
-  readonly open = new Set<Socket>();
-  private answering = 0;
-  private whenQuiet: (() => void) | undefined;
-
-  constructor(
-    private readonly config: Config,
-    private readonly log: Logger,
-    private readonly authenticator: Authenticator,
-  ) {}
-
-  accept(socket: Socket): void {
-    if (this.open.size >= this.config.limits.maxConnections) {
-      this.log.error(`too many open connections (${this.config.limits.maxConnections}): client answered NO`);
-      refuseConnection(socket, POOL_REPLY.busy, this.config.deadlines.drainTimeoutMs);
-      return;
-    }
-    this.open.add(socket);
-    socket.on('close', () => this.open.delete(socket));
-    serveConnection(socket, {
-      deadlines: this.config.deadlines,
-      log: this.log,
-      answer: async (request) => {
-        this.answering++;
-        try {
-          return await this.authenticator.authenticate(request);
-        } finally {
-          this.answering--;
-          if (this.answering === 0) this.whenQuiet?.();
-        }
-      },
-    });
-  }
-
-  /** Resolves when no request is being answered, or after `ms`. */
-  quiet(ms: number): Promise<void> {
-    if (this.answering === 0) return Promise.resolve();
-    return new Promise((resolve) => {
-      const timer = setTimeout(resolve, ms);
-      this.whenQuiet = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-    });
   }
 }
 
