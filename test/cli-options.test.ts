@@ -76,6 +76,7 @@ test("the original's fatal messages, exit 1", () => {
     [['-a', 'pam', '-m', 'relative/dir'], /:-m requires an absolute pathname\n$/],
     [['-a', 'pam', '-n', '-1'], /:invalid number of worker processes defined\n$/],
     [['-a', 'pam', '-n', 'abc'], /:invalid number of worker processes defined\n$/],
+    [['-a', 'pam', '-n', '257'], /:invalid number of worker processes defined: at most 256\n$/],
     [['-a', 'pam', '-s', '0'], /:cache size must be positive and non zero\n$/],
     [['-a', 'pam', '-t', '0'], /:cache timeout must be positive\n$/],
   ];

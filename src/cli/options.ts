@@ -21,6 +21,12 @@ export type ParsedCommandLine =
   | { readonly action: 'run'; readonly config: Config }
   | { readonly action: 'print'; readonly text: string; readonly exitCode: number };
 
+/**
+ * Upper bound of `-n`: each worker is a Node process (tens of MB); a typo like `-n 5000`
+ * should be an error, not a machine out of memory.
+ */
+const MAX_WORKERS = 256;
+
 /** An option value the original rejects with a fatal error (exit 1). */
 class FatalOptionError extends Error {}
 /** A command line the original answers with its usage text. */
@@ -129,6 +135,7 @@ function buildProgram(): Command {
     .option('-n <procs>', '', (value: string) => {
       const procs = integer(value);
       if (procs === undefined || procs < 0) throw new FatalOptionError('invalid number of worker processes defined');
+      if (procs > MAX_WORKERS) throw new FatalOptionError(`invalid number of worker processes defined: at most ${MAX_WORKERS}`);
       return procs;
     })
     .option('-r')
