@@ -1,0 +1,194 @@
+/**
+ * The benchmark's result (JSON, saved per run) and its rendering: one table, both daemons
+ * side by side, the ratio ours/C for every figure, the issue's targets checked, and the
+ * change of our figures since the previous run.
+ */
+import type { LoadResult } from './tools.js';
+
+export interface DaemonFigures {
+  readonly load: LoadResult;
+  readonly background?: LoadResult;
+  /** Largest sum of the daemon's RSS / PSS sampled during the measured window. */
+  readonly rssMb: number;
+  readonly pssMb: number;
+  /** CPU time of all the daemon's processes per answered request, microseconds. */
+  readonly cpuUsPerRequest: number;
+}
+
+export interface ScenarioResult {
+  readonly id: string;
+  readonly title: string;
+  readonly ours: DaemonFigures;
+  readonly c: DaemonFigures;
+}
+
+export interface ProcessFigures {
+  /** Spawn → first accepted connection, every start, and their median. */
+  readonly startupMs: number[];
+  readonly startupMedianMs: number;
+  readonly idleRssMb: number;
+  readonly idlePssMb: number;
+}
+
+export interface BenchResult {
+  readonly version: 1;
+  readonly date: string;
+  readonly command: string;
+  readonly machine: Record<string, string>;
+  readonly workers: number;
+  readonly durations: Record<string, number>;
+  readonly floor: Record<string, LoadResult>;
+  readonly process: { readonly ours: ProcessFigures; readonly c: ProcessFigures };
+  readonly scenarios: ScenarioResult[];
+}
+
+type Better = 'higher' | 'lower';
+interface Figure {
+  readonly name: string;
+  readonly better: Better;
+  readonly value: (figures: DaemonFigures) => number;
+}
+
+const FIGURES: readonly Figure[] = [
+  { name: 'req/s', better: 'higher', value: (f) => f.load.rps },
+  { name: 'p50 ms', better: 'lower', value: (f) => f.load.p50_ms },
+  { name: 'p99 ms', better: 'lower', value: (f) => f.load.p99_ms },
+  { name: 'max ms', better: 'lower', value: (f) => f.load.max_ms },
+  { name: 'RSS MB (load)', better: 'lower', value: (f) => f.rssMb },
+  { name: 'CPU µs/req', better: 'lower', value: (f) => f.cpuUsPerRequest },
+];
+
+interface Target {
+  readonly text: string;
+  readonly check: (result: BenchResult) => { value: string; met: boolean } | undefined;
+}
+
+function ratio(result: BenchResult, id: string, figure: string): number | undefined {
+  const scenario = result.scenarios.find((s) => s.id === id);
+  const spec = FIGURES.find((f) => f.name === figure);
+  if (!scenario || !spec) return undefined;
+  return spec.value(scenario.ours) / spec.value(scenario.c);
+}
+
+const ratioTarget = (id: string, figure: string, bound: number, better: Better): Target => ({
+  text: `${id} ${figure}: ours/C ${better === 'higher' ? '≥' : '≤'} ${bound}`,
+  check: (result) => {
+    const value = ratio(result, id, figure);
+    if (value === undefined) return undefined;
+    return { value: `${value.toFixed(2)}×`, met: better === 'higher' ? value >= bound : value <= bound };
+  },
+});
+
+/** The issue's targets. */
+const TARGETS: readonly Target[] = [
+  ratioTarget('matrix-16', 'req/s', 1.0, 'higher'),
+  ratioTarget('matrix-16', 'p99 ms', 1.0, 'lower'),
+  ratioTarget('cache-16', 'req/s', 1.5, 'higher'),
+  ratioTarget('unix', 'req/s', 0.95, 'higher'),
+  {
+    text: 'unix-wrong-20: the right login is answered in < 50 ms (ours, max)',
+    check: (result) => {
+      const scenario = result.scenarios.find((s) => s.id === 'unix-wrong-20');
+      if (!scenario) return undefined;
+      return { value: `${scenario.ours.load.max_ms.toFixed(1)} ms`, met: scenario.ours.load.max_ms < 50 && scenario.ours.load.errors === 0 };
+    },
+  },
+  {
+    text: 'idle RSS at -n 5 ≤ 120 MB (ours)',
+    check: (result) => ({ value: `${result.process.ours.idleRssMb.toFixed(0)} MB`, met: result.process.ours.idleRssMb <= 120 }),
+  },
+  {
+    text: 'startup to listening ≤ 300 ms (ours, median)',
+    check: (result) => ({
+      value: `${result.process.ours.startupMedianMs.toFixed(0)} ms`,
+      met: result.process.ours.startupMedianMs <= 300,
+    }),
+  },
+];
+
+function format(value: number): string {
+  if (!Number.isFinite(value)) return '–';
+  if (Math.abs(value) >= 1000) return Math.round(value).toString();
+  if (Math.abs(value) >= 100) return value.toFixed(0);
+  if (Math.abs(value) >= 10) return value.toFixed(1);
+  return value.toFixed(2);
+}
+
+function formatRatio(ours: number, c: number): string {
+  if (c === 0) return ours === 0 ? '–' : '∞';
+  return `${(ours / c).toFixed(2)}×`;
+}
+
+function notes(figures: DaemonFigures): string {
+  const { load } = figures;
+  const parts = [`${load.ok} OK, ${load.no} NO`];
+  if (load.errors > 0) parts.push(`${load.errors} errors (${load.first_error})`);
+  if (load.mismatches > 0) parts.push(`${load.mismatches} unexpected replies (${JSON.stringify(load.first_mismatch)})`);
+  if (figures.background) parts.push(`background: ${figures.background.ok + figures.background.no} replies, ${figures.background.errors} errors`);
+  return parts.join(', ');
+}
+
+/** Renders the table as Markdown (readable on a terminal too). */
+export function renderTable(result: BenchResult, previous: BenchResult | undefined): string {
+  const header = ['scenario', 'figure', 'ours', 'C', 'ours/C'];
+  if (previous) header.push('ours vs last run');
+  const rows: string[][] = [];
+  for (const scenario of result.scenarios) {
+    const before = previous?.scenarios.find((s) => s.id === scenario.id);
+    FIGURES.forEach((figure, index) => {
+      const ours = figure.value(scenario.ours);
+      const c = figure.value(scenario.c);
+      const row = [index === 0 ? scenario.title : '', figure.name, format(ours), format(c), formatRatio(ours, c)];
+      if (previous) row.push(before ? changeSince(ours, figure.value(before.ours)) : 'new');
+      rows.push(row);
+    });
+  }
+  const processRows: [string, (p: ProcessFigures) => number][] = [
+    ['startup to listening, ms (median)', (p) => p.startupMedianMs],
+    ['idle RSS, MB (all processes)', (p) => p.idleRssMb],
+    ['idle PSS, MB (all processes)', (p) => p.idlePssMb],
+  ];
+  for (const [name, value] of processRows) {
+    const ours = value(result.process.ours);
+    const c = value(result.process.c);
+    const row = [`daemon at -n ${result.workers}`, name, format(ours), format(c), formatRatio(ours, c)];
+    if (previous) row.push(changeSince(ours, value(previous.process.ours)));
+    rows.push(row);
+  }
+  const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => row[column]!.length)));
+  const line = (cells: string[]): string => `| ${cells.map((cell, i) => cell.padEnd(widths[i]!)).join(' | ')} |`;
+  return [line(header), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...rows.map(line)].join('\n');
+}
+
+function changeSince(now: number, before: number): string {
+  if (!before) return '–';
+  const change = (now / before - 1) * 100;
+  return `${change >= 0 ? '+' : ''}${change.toFixed(0)}%`;
+}
+
+export function renderNotes(result: BenchResult): string {
+  const lines = ['Replies (every reply is checked against the expected text):'];
+  for (const scenario of result.scenarios) {
+    lines.push(`  ${scenario.id}: ours ${notes(scenario.ours)}; C ${notes(scenario.c)}`);
+  }
+  const floor = Object.entries(result.floor);
+  if (floor.length > 0) {
+    lines.push('Floor (a server that answers OK without doing anything; same generator, 16 clients):');
+    for (const [name, load] of floor) {
+      lines.push(
+        `  ${name}: ${format(load.rps)} req/s, p50 ${format(load.p50_ms)} ms, p99 ${format(load.p99_ms)} ms, generator CPU ${format((load.cpu_seconds / load.seconds) * 100)}% of one core`,
+      );
+    }
+  }
+  return lines.join('\n');
+}
+
+export function renderTargets(result: BenchResult): string {
+  const lines = ['Targets:'];
+  for (const target of TARGETS) {
+    const outcome = target.check(result);
+    if (!outcome) continue;
+    lines.push(`  ${outcome.met ? 'met    ' : 'NOT met'}  ${target.text}: ${outcome.value}`);
+  }
+  return lines.join('\n');
+}

@@ -1,0 +1,257 @@
+/**
+ * `npm run bench`: our daemon and Debian's C saslauthd side by side, same PAM configuration,
+ * same `-n`, same load generator; one table with the ratio ours/C for every figure.
+ *
+ *   npm run bench                   full run (a few minutes)
+ *   npm run bench -- --quick        shorter windows, one startup sample
+ *   npm run bench -- --only REGEX   only the scenarios whose id matches (no floor)
+ *   npm run bench -- --smoke        tiny run of one scenario, nothing saved (the test suite's check)
+ *   npm run bench -- --out FILE     also write the JSON result to FILE
+ *   npm run bench -- --workers N    -n for both daemons (default 5)
+ *
+ * Every run is saved as bench/results/<date>.json and bench/results/last.json; the previous
+ * last.json is the "last run" column.
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, release, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { RunningDaemon, cSaslauthd, type DaemonKind } from './daemons.js';
+import { MatrixWorld, UnixWorld } from './pam-worlds.js';
+import { cpuSecondsOf, memoryOf, sleep } from './processes.js';
+import { renderNotes, renderTable, renderTargets, type BenchResult, type DaemonFigures, type ProcessFigures, type ScenarioResult } from './report.js';
+import { scenarios, type Durations, type LoadPlan, type Scenario } from './scenarios.js';
+import { buildTools, runLoad, type LoadResult, type Tools } from './tools.js';
+
+const RESULTS_DIR = fileURLToPath(new URL('../../bench/results/', import.meta.url));
+const FLOOR_NODE_JS = fileURLToPath(new URL('./floor-node.js', import.meta.url));
+/** How often memory is sampled during a measured window. */
+const MEMORY_SAMPLE_MS = 250;
+/** Pause after startup before idle memory is read (workers finish initialising). */
+const IDLE_SETTLE_MS = 1_000;
+/** Clients of the floor measurement: the issue's headline concurrency. */
+const FLOOR_CLIENTS = 16;
+
+interface Options {
+  readonly durations: Durations;
+  readonly startups: number;
+  readonly only: RegExp | undefined;
+  readonly out: string | undefined;
+  readonly workers: number;
+  readonly floor: boolean;
+  readonly mode: 'full' | 'quick' | 'smoke';
+}
+
+function parseOptions(argv: readonly string[]): Options {
+  const value = (name: string): string | undefined => {
+    const index = argv.indexOf(name);
+    return index === -1 ? undefined : argv[index + 1];
+  };
+  const mode = argv.includes('--smoke') ? 'smoke' : argv.includes('--quick') ? 'quick' : 'full';
+  const durations: Record<typeof mode, Durations> = {
+    full: { warmupSeconds: 1, seconds: 5, unixSeconds: 8 },
+    quick: { warmupSeconds: 0.5, seconds: 2, unixSeconds: 4 },
+    smoke: { warmupSeconds: 0.2, seconds: 0.5, unixSeconds: 1 },
+  };
+  const onlyText = value('--only') ?? (mode === 'smoke' ? '^matrix-4$' : undefined);
+  return {
+    durations: durations[mode],
+    startups: mode === 'full' ? 3 : 1,
+    only: onlyText === undefined ? undefined : new RegExp(onlyText),
+    out: value('--out'),
+    workers: Number(value('--workers') ?? 5),
+    floor: onlyText === undefined,
+    mode,
+  };
+}
+
+const progress = (text: string): boolean => process.stderr.write(`${text}\n`);
+
+function machine(): Record<string, string> {
+  const saslauthd = spawnSync(cSaslauthd(), ['-v'], { encoding: 'utf8' });
+  const lscpu = spawnSync('lscpu', [], { encoding: 'utf8' }).stdout ?? '';
+  return {
+    cpus: String(cpus().length),
+    cpuModel: /^Model name:\s*(.+)$/m.exec(lscpu)?.[1]?.trim() ?? cpus()[0]?.model ?? 'unknown',
+    memoryGiB: (totalmem() / 2 ** 30).toFixed(1),
+    kernel: release(),
+    node: process.version,
+    cSaslauthd: `${cSaslauthd()}: ${`${saslauthd.stdout}${saslauthd.stderr}`.split('\n')[0]}`,
+  };
+}
+
+async function measureFloor(tools: Tools, durations: Durations): Promise<Record<string, LoadResult>> {
+  const floor: Record<string, LoadResult> = {};
+  const servers: [string, string, string[]][] = [
+    ['C epoll server', tools.floorServer, []],
+    ['Node net server', process.execPath, [FLOOR_NODE_JS]],
+  ];
+  for (const [name, command, args] of servers) {
+    const socket = `/tmp/sts-bench-floor-${process.pid}.sock`;
+    const server = spawn(command, [...args, socket], { stdio: 'inherit' });
+    while (!existsSync(socket)) await sleep(5);
+    await sleep(100);
+    floor[name] = await runLoad(tools, {
+      socket,
+      clients: FLOOR_CLIENTS,
+      warmupSeconds: durations.warmupSeconds,
+      seconds: durations.seconds,
+      login: 'floor',
+      password: 'floor',
+      service: 'imap',
+      expect: 'OK',
+    });
+    server.kill('SIGTERM');
+    progress(`floor: ${name}: ${floor[name]!.rps.toFixed(0)} req/s`);
+  }
+  return floor;
+}
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor((sorted.length - 1) / 2)]!;
+}
+
+async function measureProcess(kind: DaemonKind, world: MatrixWorld, options: Options): Promise<ProcessFigures> {
+  const startupMs: number[] = [];
+  let idle = { rssMb: 0, pssMb: 0 };
+  for (let i = 0; i < options.startups; i++) {
+    const daemon = await RunningDaemon.start({ kind, workers: options.workers, extraArgs: [], env: world.env(kind) });
+    startupMs.push(daemon.startupMs);
+    if (i === 0) {
+      await sleep(IDLE_SETTLE_MS);
+      idle = memoryOf(daemon.pids());
+    }
+    await daemon.stop();
+  }
+  progress(`${kind.padEnd(4)} startup ${median(startupMs).toFixed(0)} ms, idle RSS ${idle.rssMb.toFixed(0)} MB`);
+  return { startupMs, startupMedianMs: median(startupMs), idleRssMb: idle.rssMb, idlePssMb: idle.pssMb };
+}
+
+/** Runs one load against a daemon, sampling its memory and CPU during the measured window. */
+async function measure(tools: Tools, daemon: RunningDaemon, plan: LoadPlan, background: LoadPlan | undefined): Promise<DaemonFigures> {
+  const backgroundRun = background ? runLoad(tools, { ...background, socket: daemon.socket }) : undefined;
+  const run = runLoad(tools, { ...plan, socket: daemon.socket });
+  let finished = false;
+  void run.finally(() => (finished = true)).catch(() => {});
+  await sleep(plan.warmupSeconds * 1000);
+  const cpuStart = cpuSecondsOf(daemon.pids());
+  let cpuEnd = cpuStart;
+  let rssMb = 0;
+  let pssMb = 0;
+  const windowEnd = Date.now() + plan.seconds * 1000;
+  while (!finished && Date.now() < windowEnd) {
+    const pids = daemon.pids();
+    const memory = memoryOf(pids);
+    rssMb = Math.max(rssMb, memory.rssMb);
+    pssMb = Math.max(pssMb, memory.pssMb);
+    cpuEnd = cpuSecondsOf(pids);
+    await sleep(Math.min(MEMORY_SAMPLE_MS, Math.max(0, windowEnd - Date.now())));
+  }
+  cpuEnd = Math.max(cpuEnd, cpuSecondsOf(daemon.pids()));
+  const load = await run;
+  const answered = load.requests - load.errors;
+  const figures: DaemonFigures = {
+    load,
+    rssMb,
+    pssMb,
+    cpuUsPerRequest: answered > 0 ? ((cpuEnd - cpuStart) * 1e6) / answered : Number.NaN,
+  };
+  return backgroundRun ? { ...figures, background: await backgroundRun } : figures;
+}
+
+async function runScenarios(tools: Tools, list: readonly Scenario[], matrix: MatrixWorld, unix: UnixWorld | undefined, options: Options): Promise<ScenarioResult[]> {
+  const figures = new Map<string, Partial<Record<DaemonKind, DaemonFigures>>>();
+  const configs = [...new Set(list.map((s) => `${s.world}:${s.cache}`))];
+  let done = 0;
+  const total = list.length * 2;
+  for (const config of configs) {
+    const group = list.filter((s) => `${s.world}:${s.cache}` === config);
+    const [world, cache] = [group[0]!.world, group[0]!.cache];
+    for (const kind of ['ours', 'c'] as const) {
+      const daemon = await RunningDaemon.start({
+        kind,
+        workers: options.workers,
+        extraArgs: cache ? ['-c'] : [],
+        env: world === 'unix' ? unix!.env() : matrix.env(kind),
+        ...(world === 'unix' ? { wrap: unix!.wrap } : {}),
+      });
+      try {
+        for (const scenario of group) {
+          done++;
+          process.stderr.write(`[${String(done).padStart(2)}/${total}] ${kind.padEnd(4)} ${scenario.title} … `);
+          const result = await measure(tools, daemon, scenario.load, scenario.background);
+          const entry = figures.get(scenario.id) ?? {};
+          entry[kind] = result;
+          figures.set(scenario.id, entry);
+          const { load } = result;
+          progress(
+            `${load.rps.toFixed(0)} req/s, p99 ${load.p99_ms.toFixed(2)} ms` +
+              (load.errors + load.mismatches > 0 ? `, ${load.errors} errors, ${load.mismatches} unexpected` : ''),
+          );
+        }
+      } finally {
+        await daemon.stop();
+      }
+    }
+  }
+  return list.map((s) => ({ id: s.id, title: s.title, ours: figures.get(s.id)!.ours!, c: figures.get(s.id)!.c! }));
+}
+
+function readPrevious(): BenchResult | undefined {
+  try {
+    return JSON.parse(readFileSync(join(RESULTS_DIR, 'last.json'), 'utf8')) as BenchResult;
+  } catch {
+    return undefined;
+  }
+}
+
+async function main(argv: readonly string[]): Promise<void> {
+  const options = parseOptions(argv);
+  const tools = buildTools();
+  const info = machine();
+  progress(`saslauthd benchmark (${options.mode}): ${info.cpus} × ${info.cpuModel}, Node ${info.node}, ${info.cSaslauthd}`);
+  const matrix = new MatrixWorld();
+  let unix: UnixWorld | undefined;
+  try {
+    const unixWanted = options.only === undefined || ['unix', 'unix-wrong-20'].some((id) => options.only!.test(id));
+    if (unixWanted && UnixWorld.available()) unix = new UnixWorld();
+    else if (unixWanted) progress('not root: the pam_unix scenarios are skipped');
+    const list = scenarios(options.durations, unix).filter((s) => !options.only || options.only.test(s.id));
+    const floor = options.floor ? await measureFloor(tools, options.durations) : {};
+    const processFigures = {
+      ours: await measureProcess('ours', matrix, options),
+      c: await measureProcess('c', matrix, options),
+    };
+    const scenarioResults = await runScenarios(tools, list, matrix, unix, options);
+    const result: BenchResult = {
+      version: 1,
+      date: new Date().toISOString(),
+      command: `npm run bench${argv.length > 0 ? ` -- ${argv.join(' ')}` : ''}`,
+      machine: info,
+      workers: options.workers,
+      durations: { ...options.durations },
+      floor,
+      process: processFigures,
+      scenarios: scenarioResults,
+    };
+    const previous = readPrevious();
+    const json = `${JSON.stringify(result, null, 2)}\n`;
+    if (options.mode !== 'smoke') {
+      mkdirSync(RESULTS_DIR, { recursive: true });
+      writeFileSync(join(RESULTS_DIR, `${result.date.replaceAll(':', '-')}.json`), json);
+      writeFileSync(join(RESULTS_DIR, 'last.json'), json);
+    }
+    if (options.out) writeFileSync(options.out, json);
+    process.stdout.write(`\n${renderTable(result, previous)}\n\n${renderNotes(result)}\n\n${renderTargets(result)}\n`);
+  } finally {
+    unix?.dispose();
+    matrix.dispose();
+  }
+}
+
+main(process.argv.slice(2)).catch((error: unknown) => {
+  process.stderr.write(`bench: ${(error as Error).stack ?? String(error)}\n`);
+  process.exit(1);
+});
