@@ -89,6 +89,9 @@ export function stderrIsJournal(): boolean {
   }
 }
 
+/** Non-streaming, so one decoder serves every call (replacement characters, never a throw). */
+const UTF8 = new TextDecoder('utf-8', { fatal: false });
+
 /**
  * Renders untrusted bytes (a login, a service, a realm) for a log line: printable ASCII and
  * valid UTF-8 stay as they are; control bytes and invalid sequences become `\xNN`, so a
@@ -96,7 +99,7 @@ export function stderrIsJournal(): boolean {
  */
 export function printable(bytes: Buffer): string {
   let out = '';
-  const text = new TextDecoder('utf-8', { fatal: false }).decode(bytes);
+  const text = UTF8.decode(bytes);
   if (!text.includes('\uFFFD') || Buffer.from(text, 'utf8').equals(bytes)) {
     for (const char of text) {
       const code = char.codePointAt(0)!;

@@ -47,7 +47,8 @@ export class Authenticator {
       const user =
         this.options.appendRealm && realm.length > 0 ? Buffer.concat([login, Buffer.from('@'), realm]) : login;
       const remoteHost = clientHost(request.clientAddress);
-      const fields = `[user=${printable(user)}] [service=${printable(service)}] [realm=${printable(realm)}]`;
+      // Rendered only for a line that is written: most requests log nothing without -d/-V.
+      const fields = (): string => `[user=${printable(user)}] [service=${printable(service)}] [realm=${printable(realm)}]`;
       const cache = this.options.cache;
       const key = { user, realm, service };
       if (cache && this.answeredFromCache(cache, key, password, fields)) return 'OK';
@@ -58,16 +59,16 @@ export class Authenticator {
         this.options.log.error(`mechanism returned unknown response: ${printable(Buffer.from(reply, 'latin1'))}`);
         reply = REPLY.internalFailure;
       }
-      const remote = remoteHost.length > 0 ? ` [remote=${printable(remoteHost)}]` : '';
+      const remote = (): string => (remoteHost.length > 0 ? ` [remote=${printable(remoteHost)}]` : '');
       if (reply.startsWith('OK')) {
         cache?.remember(key, password);
         this.counters.ok++;
-        if (this.options.log.verbose) this.options.log.debug(`auth success: ${fields}${remote} [mech=${this.options.mechanism}]`);
+        if (this.options.log.verbose) this.options.log.debug(`auth success: ${fields()}${remote()} [mech=${this.options.mechanism}]`);
       } else {
         cache?.forget(key); // a changed password stops the old one now, not at expiry
         this.counters.no++;
         const reason = reply.length > 3 ? reply.slice(3) : 'Unknown';
-        this.options.log.info(`auth failure: ${fields}${remote} [mech=${this.options.mechanism}] [reason=${reason}]`);
+        this.options.log.info(`auth failure: ${fields()}${remote()} [mech=${this.options.mechanism}] [reason=${reason}]`);
         // PAM asked for a delay after this failure; it is served here, to this client
         // only, while the worker is already free for the next job.
         if (outcome.failDelayMs > 0) await sleep(outcome.failDelayMs);
@@ -80,21 +81,21 @@ export class Authenticator {
   }
 
   /** A cache hit answers `OK` without the mechanism (the original's semantics, and log lines). */
-  private answeredFromCache(cache: CredentialCache, key: CacheKeyParts, password: Buffer, fields: string): boolean {
+  private answeredFromCache(cache: CredentialCache, key: CacheKeyParts, password: Buffer, fields: () => string): boolean {
     const found = cache.lookup(key, password);
     const verbose = this.options.log.verbose;
-    const where = `[login=${printable(key.user)}] [service=${printable(key.service)}] [realm=${printable(key.realm)}]`;
+    const where = (): string => `[login=${printable(key.user)}] [service=${printable(key.service)}] [realm=${printable(key.realm)}]`;
     if (found === 'hit') {
       this.counters.ok++;
       if (verbose) {
-        this.options.log.debug(`${where}: found with valid passwd`);
-        this.options.log.debug(`auth success (cached): ${fields}`);
+        this.options.log.debug(`${where()}: found with valid passwd`);
+        this.options.log.debug(`auth success (cached): ${fields()}`);
         this.options.log.debug('response: OK');
       }
       return true;
     }
     if (verbose && found !== 'uncacheable') {
-      this.options.log.debug(`${where}: ${found === 'mismatch' ? 'found with invalid passwd' : 'not found'}, update pending`);
+      this.options.log.debug(`${where()}: ${found === 'mismatch' ? 'found with invalid passwd' : 'not found'}, update pending`);
     }
     return false;
   }
