@@ -21,9 +21,11 @@ export async function launchDetached(script: string, argv: readonly string[]): P
   const self = selfCommand('saslauthd', script, argv);
   const child = spawn(self.command, self.args, {
     detached: true,
-    // Logs keep going where the launcher's stderr goes (a journal, a file), but a terminal
-    // is not tied to a daemon that outlives the shell.
-    stdio: ['ignore', 'ignore', process.stderr.isTTY ? 'ignore' : 'inherit', 'pipe'],
+    // Detached means detached, as the original: stdin, stdout and stderr are /dev/null and
+    // the lines go to syslog (log/logger.ts). A daemon holding the launcher's stdout or
+    // stderr would keep whoever ran `/etc/init.d/saslauthd start` and reads its output
+    // (a configuration-management tool, a test) waiting until the daemon exits.
+    stdio: ['ignore', 'ignore', 'ignore', 'pipe'],
     env: { ...process.env, ...self.env, [STATUS_FD_VARIABLE]: String(STATUS_FD) },
   });
   const status = child.stdio[STATUS_FD] as Readable;
