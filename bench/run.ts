@@ -13,7 +13,7 @@
  * last.json is the "last run" column.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, release, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -103,6 +103,7 @@ async function measureFloor(tools: Tools, durations: Durations): Promise<Record<
       expect: 'OK',
     });
     server.kill('SIGTERM');
+    rmSync(socket, { force: true });
     progress(`floor: ${name}: ${floor[name]!.rps.toFixed(0)} req/s`);
   }
   return floor;
