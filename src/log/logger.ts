@@ -13,7 +13,8 @@
  * `printable()` first so a login cannot forge a log line.
  */
 import { fstatSync, writeSync } from 'node:fs';
-import { pino, type Logger as PinoLogger } from 'pino';
+import { createRequire } from 'node:module';
+import type { Logger as PinoLogger, pino as PinoFactory } from 'pino';
 import { writeSyslog } from '../native/syslog.js';
 
 export type LogFormat = 'foreground' | 'journal';
@@ -60,21 +61,31 @@ export function createLogger(options: LoggerOptions): Logger {
       if (syslog) writeSyslog(SYSLOG_PRIORITY[level] ?? 6, text);
     },
   };
-  const log: PinoLogger = pino(
-    {
-      level: options.verbose ? 'debug' : 'info',
-      base: null,
-      timestamp: false,
-      formatters: { level: (_label, number) => ({ level: number }) },
-    },
-    destination,
-  );
+  // pino is loaded on the first line written: a worker that never logs (the usual case
+  // without -d) starts that much faster.
+  let log: PinoLogger | undefined;
+  const pinoLogger = (): PinoLogger =>
+    (log ??= loadPino()(
+      {
+        level: options.verbose ? 'debug' : 'info',
+        base: null,
+        timestamp: false,
+        formatters: { level: (_label, number) => ({ level: number }) },
+      },
+      destination,
+    ));
   return {
     verbose: options.verbose,
-    error: (message) => log.error(message),
-    info: (message) => log.info(message),
-    debug: (message) => log.debug(message),
+    error: (message) => pinoLogger().error(message),
+    info: (message) => pinoLogger().info(message),
+    debug: (message) => {
+      if (options.verbose) pinoLogger().debug(message);
+    },
   };
+}
+
+function loadPino(): typeof PinoFactory {
+  return (createRequire(import.meta.url)('pino') as { pino: typeof PinoFactory }).pino;
 }
 
 /** True when fd 2 is the stream systemd connected to the journal ($JOURNAL_STREAM = "dev:inode"). */

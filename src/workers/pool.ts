@@ -99,6 +99,8 @@ export class WorkerPool {
   private whenIdle: (() => void) | undefined;
   private readonly settingsJson: string;
   private counters = { respawns: 0, timeouts: 0, crashes: 0 };
+  /** Until the first worker is ready, no other is started (see start()). */
+  private starting = false;
   /** Spawns that build the initial pool; later ones replace or recycle a worker. */
   private initialSpawnsLeft: number;
 
@@ -107,28 +109,31 @@ export class WorkerPool {
     this.initialSpawnsLeft = options.size;
   }
 
-  /** Starts the resident workers; rejects with the reason if one cannot start its mechanism. */
+  /**
+   * Starts one worker and resolves once it is ready: the daemon can serve from then on, and
+   * the other workers start right after (jobs queue meanwhile). Startup thus costs one
+   * worker's start instead of N competing for two cores. Rejects, stopping everything, when
+   * that worker cannot start the mechanism or dies before it is ready.
+   */
   start(): Promise<void> {
-    const starting: Promise<void>[] = [];
-    for (let i = 0; i < this.options.size; i++) {
-      const slot = this.spawn();
-      starting.push(
-        new Promise((resolve, reject) => {
-          slot.worker.once('ready', resolve);
-          slot.worker.once('failed', (reason) => reject(new Error(reason)));
-          slot.worker.once('exit', (code, signal) =>
-            reject(new Error(`worker ${slot.worker.pid} exited during startup (${signal ?? `status ${code}`})`)),
-          );
-        }),
-      );
-    }
-    return Promise.all(starting).then(
-      () => undefined,
-      async (error: unknown) => {
-        await this.stop(0);
-        throw error;
-      },
-    );
+    if (this.options.size === 0) return Promise.resolve();
+    this.starting = true;
+    const first = this.spawn();
+    return new Promise<void>((resolve, reject) => {
+      const fail = (error: Error): void => {
+        first.worker.removeAllListeners('ready');
+        void this.stop(0).then(() => reject(error));
+      };
+      first.worker.once('ready', () => {
+        this.starting = false;
+        this.ensureCapacity();
+        resolve();
+      });
+      first.worker.once('failed', (reason) => fail(new Error(reason)));
+      first.worker.once('exit', (code, signal) => {
+        if (this.starting) fail(new Error(`worker ${first.worker.pid} exited during startup (${signal ?? `status ${code}`})`));
+      });
+    });
   }
 
   /** Runs a job on the next idle worker. Always resolves, with `NO …` when it must. */
@@ -210,7 +215,7 @@ export class WorkerPool {
 
   /** Starts workers until the pool has what it needs (respecting the failure backoff). */
   private ensureCapacity(): void {
-    if (this.stopped || this.spawnTimer) return;
+    if (this.stopped || this.starting || this.spawnTimer) return;
     const wanted = this.wantedWorkers();
     if (this.activeSlots() >= wanted) return;
     const wait = this.spawnPausedUntil - Date.now();
