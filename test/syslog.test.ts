@@ -140,7 +140,10 @@ test('stderr is the journal ($JOURNAL_STREAM): the <N> lines on stderr only, no 
   const pid = Number(readFileSync(join(directory, 'saslauthd.pid'), 'latin1'));
   const user = `${USER}j`;
   assert.equal(await ask(join(directory, 'mux'), user, PASSWORD, 'sts-syslog', ''), 'NO PAM auth error');
-  await eventually(() => stderr().includes(`<6>auth failure: [user=${user}]`), 'the failure on stderr with its priority');
+  await eventually(
+    () => stderr().includes(`<6>${COLUMN}auth failure: [user=${user}]`),
+    'the failure on stderr with its priority and the syslog text column (journald stores it as the syslog line)',
+  );
   await new Promise((resolve) => setTimeout(resolve, 500)); // a syslog copy would have been sent with the stderr line
   const ours = [pid, ...childPids(pid)];
   assert.deepEqual(

@@ -7,7 +7,9 @@
  * Every line also goes to syslog (ident saslauthd, facility auth, src/native/syslog.ts), as
  * the original logs, in `-d` mode too — except when stderr is the journal (a systemd unit:
  * $JOURNAL_STREAM names stderr), where the unit's SyslogIdentifier=/SyslogFacility= already
- * route the stderr lines to syslog and a second copy would double every line.
+ * route the stderr lines to syslog and a second copy would double every line; there the
+ * lines carry the original's syslog text column (`<6>                : auth failure: …`), so
+ * the journal and auth.log read as they did with the C daemon.
  * Debug lines exist only in verbose mode (`-d`, `-V`), as in the original.
  * Callers never pass a password, hash or digest; user-controlled text goes through
  * `printable()` first so a login cannot forge a log line.
@@ -15,7 +17,7 @@
 import { fstatSync, writeSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { Logger as PinoLogger, pino as PinoFactory } from 'pino';
-import { writeSyslog } from '../native/syslog.js';
+import { SYSLOG_COLUMN, writeSyslog } from '../native/syslog.js';
 
 export type LogFormat = 'foreground' | 'journal';
 
@@ -43,7 +45,11 @@ const MAX_LINE_CHARS = 1023;
 
 export function createLogger(options: LoggerOptions): Logger {
   const fd = options.fd ?? 2;
-  const syslog = options.syslog ?? !stderrIsJournal();
+  const journal = stderrIsJournal();
+  const syslog = options.syslog ?? !journal;
+  // Lines that journald takes as syslog lines carry the original's syslog text column, so
+  // auth.log reads exactly as it did with the C daemon.
+  const column = options.format === 'journal' && fd === 2 && journal ? SYSLOG_COLUMN : '';
   const destination = {
     write(serialized: string): void {
       // pino hands over one JSON object per call; render it as the original's text line.
@@ -52,7 +58,7 @@ export function createLogger(options: LoggerOptions): Logger {
       const line =
         options.format === 'foreground'
           ? `saslauthd[${process.pid}] :${text}\n`
-          : `<${SYSLOG_PRIORITY[level] ?? 6}>${text}\n`;
+          : `<${SYSLOG_PRIORITY[level] ?? 6}>${column}${text}\n`;
       try {
         writeSync(fd, line);
       } catch {

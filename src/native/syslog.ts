@@ -16,7 +16,7 @@ const LOG_PID = 0x01;
 const LOG_NDELAY = 0x08;
 const LOG_AUTH = 4 << 3;
 /** The original's empty function-name column: `%-16s: ` with "". */
-const COLUMN = `${' '.repeat(16)}: `;
+export const SYSLOG_COLUMN = `${' '.repeat(16)}: `;
 
 type SyslogFn = (priority: number, text: string) => void;
 let send: SyslogFn | null | undefined;
@@ -31,7 +31,7 @@ function open(): SyslogFn | null {
     // openlog keeps the ident pointer: it must outlive every call, so it is never freed.
     const ident = strdup('saslauthd');
     openlog(ident, LOG_PID | LOG_NDELAY, LOG_AUTH);
-    send = (priority, text) => void syslog(priority, '%s', 'const char *', COLUMN + text);
+    send = (priority, text) => void syslog(priority, '%s', 'const char *', SYSLOG_COLUMN + text);
   } catch {
     send = null;
   }

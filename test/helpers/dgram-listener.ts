@@ -25,20 +25,27 @@ export class DatagramListener {
   private readonly child: ChildProcess;
   private waiters: (() => void)[] = [];
 
-  private constructor(readonly path: string) {
-    this.child = spawn('python3', ['-c', LISTENER, path], { stdio: ['ignore', 'pipe', 'inherit'] });
+  private constructor(
+    readonly path: string,
+    prefix: readonly string[],
+  ) {
+    const [command, ...args] = [...prefix, 'python3', '-c', LISTENER, path];
+    this.child = spawn(command!, args, { stdio: ['ignore', 'pipe', 'inherit'] });
     createInterface({ input: this.child.stdout! }).on('line', (line) => {
       this.messages.push(line === 'ready' ? '\u0000ready' : (JSON.parse(line) as string));
       for (const waiter of this.waiters.splice(0)) waiter();
     });
   }
 
-  /** Binds a listener at `path` (which must not exist) and resolves once it is bound. */
-  static async bind(path: string): Promise<DatagramListener> {
-    const listener = new DatagramListener(path);
+  /**
+   * Binds a listener at `path` (which must not exist) and resolves once it is bound.
+   * `prefix` runs the listener through another command (e.g. nsenter into a namespace).
+   */
+  static async bind(path: string, prefix: readonly string[] = []): Promise<DatagramListener> {
+    const listener = new DatagramListener(path, prefix);
     await listener.waitFor((message) => message === '\u0000ready', 10_000);
     listener.messages.length = 0;
-    if (!existsSync(path)) throw new Error(`listener did not bind ${path}`);
+    if (prefix.length === 0 && !existsSync(path)) throw new Error(`listener did not bind ${path}`);
     return listener;
   }
 
