@@ -1,6 +1,7 @@
 /**
  * The C daemon's do_auth(), in the primary: from a decoded request to the reply text.
- * Applies `-r`, hands the job to the worker pool, checks what the mechanism answered,
+ * Applies `-r`, consults the cache, hands the job to the worker pool (the same credentials
+ * refused a moment ago go to the back: repeat-failures.ts), checks what the mechanism answered,
  * applies a requested failure delay to this reply only, and writes the one log line per
  * outcome that admins and fail2ban read:
  *   auth success: [user=…] [service=…] [realm=…] [mech=…]            (verbose only)
@@ -9,7 +10,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { REPLY, cString, type WireRequest } from '../protocol/codec.js';
 import { printable, type Logger } from '../log/logger.js';
-import type { JobOutcome, PoolJob } from '../workers/pool.js';
+import type { JobLane, JobOutcome, PoolJob } from '../workers/pool.js';
+import { RepeatFailures } from './repeat-failures.js';
 import type { CacheKeyParts, CredentialCache } from './credential-cache.js';
 
 export interface AuthenticatorOptions {
@@ -18,13 +20,14 @@ export interface AuthenticatorOptions {
   /** `-r`: append `@realm` to the login when the realm is not empty. */
   readonly appendRealm: boolean;
   readonly log: Logger;
-  readonly runJob: (job: PoolJob) => Promise<JobOutcome>;
+  readonly runJob: (job: PoolJob, lane: JobLane) => Promise<JobOutcome>;
   /** `-c`: the credential cache, consulted before the mechanism. */
   readonly cache?: CredentialCache | undefined;
 }
 
 export class Authenticator {
   private counters = { ok: 0, no: 0 };
+  private readonly repeatFailures = new RepeatFailures();
 
   constructor(private readonly options: AuthenticatorOptions) {}
 
@@ -53,7 +56,11 @@ export class Authenticator {
       const key = { user, realm, service };
       if (cache && this.answeredFromCache(cache, key, password, fields)) return 'OK';
 
-      const outcome = await this.options.runJob({ login: user, password, service, realm, remoteHost });
+      const repeat = this.repeatFailures.isRepeat(key, password);
+      const outcome = await this.options.runJob(
+        { login: user, password, service, realm, remoteHost },
+        repeat ? 'repeat' : 'normal',
+      );
       let reply = outcome.reply;
       if (!reply.startsWith('OK') && !reply.startsWith('NO')) {
         this.options.log.error(`mechanism returned unknown response: ${printable(Buffer.from(reply, 'latin1'))}`);
@@ -62,10 +69,12 @@ export class Authenticator {
       const remote = (): string => (remoteHost.length > 0 ? ` [remote=${printable(remoteHost)}]` : '');
       if (reply.startsWith('OK')) {
         cache?.remember(key, password);
+        if (repeat) this.repeatFailures.recordSuccess(key, password);
         this.counters.ok++;
         if (this.options.log.verbose) this.options.log.debug(`auth success: ${fields()}${remote()} [mech=${this.options.mechanism}]`);
       } else {
         cache?.forget(key); // a changed password stops the old one now, not at expiry
+        this.repeatFailures.recordFailure(key, password);
         this.counters.no++;
         const reason = reply.length > 3 ? reply.slice(3) : 'Unknown';
         this.options.log.info(`auth failure: ${fields()}${remote()} [mech=${this.options.mechanism}] [reason=${reason}]`);

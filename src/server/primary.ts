@@ -93,7 +93,7 @@ export async function startPrimary(config: Config, log: Logger): Promise<Running
       mechanism: factory.name,
       appendRealm: config.appendRealm,
       log,
-      runJob: (job) => pool.submit(job),
+      runJob: (job, lane) => pool.submit(job, lane),
       cache,
     });
     const front = new FrontDoor(config, log, authenticator);

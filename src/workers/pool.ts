@@ -23,6 +23,12 @@ export interface PoolJob {
   readonly remoteHost: Buffer;
 }
 
+/**
+ * `repeat`: the same credentials were refused a moment ago (see server/repeat-failures.ts).
+ * Such jobs run only when no other job waits, and on at most one worker at a time.
+ */
+export type JobLane = 'normal' | 'repeat';
+
 export interface JobOutcome {
   readonly reply: string;
   /** Delay the mechanism asked for before a failure is answered (PAM fail delay). */
@@ -67,6 +73,8 @@ export const POOL_REPLY = {
 const MAX_RESPAWN_BACKOFF_MS = 10_000;
 /** First pause after a worker failed to start; doubles while failures continue. */
 const FIRST_RESPAWN_BACKOFF_MS = 100;
+/** Workers that may run `repeat` jobs at once: the rest stay free for everybody else. */
+const MAX_REPEAT_WORKERS = 1;
 /** How long stopped workers get to exit on SIGTERM before SIGKILL. */
 const WORKER_EXIT_GRACE_MS = 2_000;
 
@@ -80,6 +88,7 @@ interface Slot {
 interface QueuedJob {
   readonly id: number;
   readonly job: PoolJob;
+  readonly lane: JobLane;
   readonly resolve: (outcome: JobOutcome) => void;
   readonly timer: NodeJS.Timeout;
   slot: Slot | undefined;
@@ -90,6 +99,7 @@ export class WorkerPool {
   private readonly slots = new Set<Slot>();
   private readonly idle: Slot[] = [];
   private queue: QueuedJob[] = [];
+  private repeatQueue: QueuedJob[] = [];
   private nextJobId = 1;
   private unsettled = 0;
   private stopped = false;
@@ -137,9 +147,9 @@ export class WorkerPool {
   }
 
   /** Runs a job on the next idle worker. Always resolves, with `NO …` when it must. */
-  submit(job: PoolJob): Promise<JobOutcome> {
+  submit(job: PoolJob, lane: JobLane = 'normal'): Promise<JobOutcome> {
     if (this.stopped) return Promise.resolve({ reply: POOL_REPLY.shuttingDown, failDelayMs: 0 });
-    if (this.queue.length >= this.options.maxQueuedJobs) {
+    if (this.queue.length + this.repeatQueue.length >= this.options.maxQueuedJobs) {
       this.options.log.error(`job queue full (${this.options.maxQueuedJobs} waiting): request refused`);
       return Promise.resolve({ reply: POOL_REPLY.busy, failDelayMs: 0 });
     }
@@ -147,6 +157,7 @@ export class WorkerPool {
       const queued: QueuedJob = {
         id: this.nextJobId,
         job,
+        lane,
         resolve,
         timer: setTimeout(() => this.onDeadline(queued), this.options.jobTimeoutMs),
         slot: undefined,
@@ -154,7 +165,7 @@ export class WorkerPool {
       };
       this.nextJobId = this.nextJobId >= 0xffffffff ? 1 : this.nextJobId + 1;
       this.unsettled++;
-      this.queue.push(queued);
+      (lane === 'repeat' ? this.repeatQueue : this.queue).push(queued);
       this.dispatch();
     });
   }
@@ -162,7 +173,7 @@ export class WorkerPool {
   stats(): PoolStats {
     let busy = 0;
     for (const slot of this.slots) if (slot.state === 'busy') busy++;
-    return { workers: this.slots.size, busy, queued: this.queue.length, ...this.counters };
+    return { workers: this.slots.size, busy, queued: this.queue.length + this.repeatQueue.length, ...this.counters };
   }
 
   /**
@@ -181,8 +192,9 @@ export class WorkerPool {
     }
     this.stopped = true;
     clearTimeout(this.spawnTimer);
-    for (const queued of this.queue) this.settle(queued, { reply: POOL_REPLY.shuttingDown, failDelayMs: 0 });
+    for (const queued of [...this.queue, ...this.repeatQueue]) this.settle(queued, { reply: POOL_REPLY.shuttingDown, failDelayMs: 0 });
     this.queue = [];
+    this.repeatQueue = [];
     const exits: Promise<void>[] = [];
     for (const slot of this.slots) {
       if (slot.job) this.settle(slot.job, { reply: POOL_REPLY.shuttingDown, failDelayMs: 0 });
@@ -197,12 +209,28 @@ export class WorkerPool {
   }
 
   private dispatch(): void {
-    while (this.queue.length > 0 && this.idle.length > 0) {
-      const queued = this.queue.shift()!;
-      if (queued.settled) continue;
+    while (this.idle.length > 0) {
+      const queued = this.nextJob();
+      if (!queued) break;
       this.assign(this.idle.pop()!, queued);
     }
     this.ensureCapacity();
+  }
+
+  /** The next job to run: normal ones first; a repeat only while few workers run repeats. */
+  private nextJob(): QueuedJob | undefined {
+    dropSettled(this.queue);
+    const normal = this.queue.shift();
+    if (normal) return normal;
+    dropSettled(this.repeatQueue);
+    if (this.repeatQueue.length === 0 || this.busyWith('repeat') >= MAX_REPEAT_WORKERS) return undefined;
+    return this.repeatQueue.shift();
+  }
+
+  private busyWith(lane: JobLane): number {
+    let count = 0;
+    for (const slot of this.slots) if (slot.job?.lane === lane) count++;
+    return count;
   }
 
   private assign(slot: Slot, queued: QueuedJob): void {
@@ -231,9 +259,16 @@ export class WorkerPool {
 
   private wantedWorkers(): number {
     if (this.options.size > 0) return this.options.size;
-    let waiting = 0;
-    for (const queued of this.queue) if (!queued.settled) waiting++;
-    return Math.min(waiting, this.options.maxPerRequestWorkers);
+    dropSettled(this.queue);
+    dropSettled(this.repeatQueue);
+    const repeats = Math.min(this.repeatQueue.length, Math.max(0, MAX_REPEAT_WORKERS - this.busyWith('repeat')));
+    return Math.min(this.queue.length + repeats + this.busyCount(), this.options.maxPerRequestWorkers);
+  }
+
+  private busyCount(): number {
+    let count = 0;
+    for (const slot of this.slots) if (slot.state === 'busy') count++;
+    return count;
   }
 
   /** Workers that are or will become available for jobs. */
@@ -343,4 +378,9 @@ export class WorkerPool {
     const index = this.idle.indexOf(slot);
     if (index !== -1) this.idle.splice(index, 1);
   }
+}
+
+/** Removes jobs answered already (by their deadline) from the front of a queue. */
+function dropSettled(queue: QueuedJob[]): void {
+  while (queue.length > 0 && queue[0]!.settled) queue.shift();
 }
