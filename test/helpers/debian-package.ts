@@ -39,7 +39,10 @@ export function debPackage(): string {
   const directory = join(CACHE_ROOT, key);
   const built = existsSync(directory) ? readdirSync(directory).find((name) => name.endsWith('.deb')) : undefined;
   if (built) return join(directory, built);
-  return buildDeb(files, directory);
+  const deb = buildDeb(files, directory);
+  // Older builds are of no more use (each is some 25 MB).
+  for (const entry of readdirSync(CACHE_ROOT)) if (entry !== key) rmSync(join(CACHE_ROOT, entry), { recursive: true, force: true });
+  return deb;
 }
 
 function buildDeb(files: readonly string[], directory: string): string {
