@@ -79,7 +79,7 @@ describe('with -c', () => {
 
   test('SIGUSR1 logs a status line with the cache figures', async () => {
     process.kill(daemon.pid, 'SIGUSR1');
-    await daemon.waitForLog(/status: workers=2 busy=\d+ queued=0 connections=\d+ ok=\d+ no=\d+ cache=on entries=\d+ hits=\d+ misses=\d+ hit_rate=\d+\.\d% respawns=0 timeouts=0 crashes=0 uptime=\d+s/);
+    await daemon.waitForLog(/status: workers=2 busy=\d+ queued=0 connections=\d+ ok=\d+ no=\d+ cache=on entries=\d+ hits=\d+ misses=\d+ hit_rate=\d+\.\d% respawns=\d+ timeouts=0 crashes=0 uptime=\d+s/);
   });
 });
 

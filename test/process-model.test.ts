@@ -74,10 +74,21 @@ describe('with -n 2', () => {
     await daemon.waitForLog(/worker \d+ died during a request \(SIGKILL\); the client gets NO/);
   });
 
-  test('SIGHUP is harmless', async () => {
+  test('SIGHUP recycles every worker without failing the request in flight', async () => {
+    await eventually(() => childPids(daemon.pid).length === 2, 'two workers');
+    const before = childPids(daemon.pid);
+    const logsBefore = daemon.logs.length;
+    const inFlight = ask(daemon.socket, 'good', PASSWORD, 'slow', '');
+    await new Promise((resolve) => setTimeout(resolve, 100));
     process.kill(daemon.pid, 'SIGHUP');
-    await daemon.waitForLog(/SIGHUP received/);
+    await daemon.waitForLog(/SIGHUP received: 2 workers recycled/);
+    assert.equal(await inFlight, 'OK');
+    await eventually(() => {
+      const now = childPids(daemon.pid);
+      return now.length === 2 && now.every((pid) => !before.includes(pid));
+    }, 'two fresh workers');
     assert.equal(await ask(daemon.socket, 'good', PASSWORD, 'imap', ''), 'OK');
+    assert.doesNotMatch(daemon.logs.slice(logsBefore), /died|exited \(/);
   });
 
   test('a second daemon on the same -m exits 2 with the original message, and the first keeps serving', async () => {

@@ -39,6 +39,7 @@ import {
   type PamHandle,
   type Pointer,
 } from '../native/libpam.js';
+import { pinLoadedObjects } from '../native/module-pinning.js';
 
 /** What the conversation and fail-delay callbacks may see of the request in progress. */
 export interface PamTransaction {
@@ -184,6 +185,7 @@ function authenticate(pam: LibPam, request: AuthRequest, log: MechanismLog): Aut
       log.debug(`DEBUG: auth_pam: pam_start failed: ${pam.strerror(handle, started)}`);
       return { reply: 'NO PAM start error' };
     }
+    pinLoadedObjects(request.service.toString('latin1'));
     let status = PAM_SUCCESS;
     try {
       if (request.remoteHost !== undefined && request.remoteHost !== '') {
@@ -221,6 +223,7 @@ export const pamMechanism: MechanismFactory = {
   },
   create(options: MechanismOptions): Mechanism {
     return {
+      blocking: true, // PAM calls are synchronous: the worker needs no event loop
       authenticate(request: AuthRequest): AuthResult {
         let pam: LibPam;
         try {

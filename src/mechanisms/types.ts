@@ -42,6 +42,11 @@ export interface MechanismOptions {
 }
 
 export interface Mechanism {
+  /**
+   * True when `authenticate` always returns its result directly (never a Promise): the
+   * worker then drives it from a blocking loop without an event loop turn per request.
+   */
+  readonly blocking?: boolean;
   /** One request; a worker never calls it again before the previous call settled. */
   authenticate(request: AuthRequest): AuthResult | Promise<AuthResult>;
   /** Release what the mechanism holds (connections, handles). */

@@ -120,9 +120,11 @@ export async function startPrimary(config: Config, log: Logger): Promise<Running
       };
       process.on('SIGTERM', () => stop('SIGTERM'));
       process.on('SIGINT', () => stop('SIGINT'));
+      // SIGHUP: forget cached credentials and start fresh workers (PAM modules are loaded
+      // once per worker, so a changed PAM configuration or an upgraded module applies now).
       process.on('SIGHUP', () => {
-        if (cache) log.info(`SIGHUP received: credential cache flushed (${cache.flush()} entries)`);
-        else log.info('SIGHUP received: nothing to reload');
+        const flushed = cache ? `credential cache flushed (${cache.flush()} entries), ` : '';
+        log.info(`SIGHUP received: ${flushed}${pool.recycle()} workers recycled`);
       });
       process.on('SIGUSR1', () =>
         log.info(

@@ -75,7 +75,7 @@ const MAX_RESPAWN_BACKOFF_MS = 10_000;
 const FIRST_RESPAWN_BACKOFF_MS = 100;
 /** Workers that may run `repeat` jobs at once: the rest stay free for everybody else. */
 const MAX_REPEAT_WORKERS = 1;
-/** How long stopped workers get to exit on SIGTERM before SIGKILL. */
+/** How long stopped workers get to exit after their channel is closed, before SIGKILL. */
 const WORKER_EXIT_GRACE_MS = 2_000;
 
 interface Slot {
@@ -83,6 +83,8 @@ interface Slot {
   state: 'starting' | 'idle' | 'busy' | 'retiring';
   job: QueuedJob | undefined;
   jobsDone: number;
+  /** Retire once the running job is done (recycle()). */
+  recycleAfterJob: boolean;
 }
 
 interface QueuedJob {
@@ -170,6 +172,22 @@ export class WorkerPool {
     });
   }
 
+  /**
+   * Replaces every worker with a fresh one — idle ones now, busy ones once their job is
+   * done — so PAM configuration changes and module upgrades take effect (SIGHUP).
+   * Returns how many workers are being replaced.
+   */
+  recycle(): number {
+    let count = 0;
+    for (const slot of [...this.slots]) {
+      if (slot.state === 'retiring') continue;
+      count++;
+      if (slot.state === 'busy') slot.recycleAfterJob = true;
+      else this.retire(slot);
+    }
+    return count;
+  }
+
   stats(): PoolStats {
     let busy = 0;
     for (const slot of this.slots) if (slot.state === 'busy') busy++;
@@ -199,7 +217,7 @@ export class WorkerPool {
     for (const slot of this.slots) {
       if (slot.job) this.settle(slot.job, { reply: POOL_REPLY.shuttingDown, failDelayMs: 0 });
       exits.push(new Promise((resolve) => (slot.worker.alive ? slot.worker.once('exit', () => resolve()) : resolve())));
-      slot.worker.kill('SIGTERM');
+      slot.worker.close();
     }
     const killTimer = setTimeout(() => {
       for (const slot of this.slots) slot.worker.kill('SIGKILL');
@@ -282,7 +300,7 @@ export class WorkerPool {
     if (this.initialSpawnsLeft > 0) this.initialSpawnsLeft--;
     else this.counters.respawns++;
     const worker = new WorkerProcess(this.options.workerScript, this.settingsJson);
-    const slot: Slot = { worker, state: 'starting', job: undefined, jobsDone: 0 };
+    const slot: Slot = { worker, state: 'starting', job: undefined, jobsDone: 0, recycleAfterJob: false };
     this.slots.add(slot);
     worker.on('ready', () => {
       this.startFailures = 0;
@@ -296,7 +314,7 @@ export class WorkerPool {
       slot.job = undefined;
       slot.jobsDone++;
       const limit = this.options.size === 0 ? 1 : this.options.maxJobsPerWorker;
-      if (limit > 0 && slot.jobsDone >= limit) this.retire(slot);
+      if (slot.recycleAfterJob || (limit > 0 && slot.jobsDone >= limit)) this.retire(slot);
       else this.makeIdle(slot);
     });
     worker.on('exit', (code, signal) => this.onExit(slot, code, signal));
@@ -313,7 +331,7 @@ export class WorkerPool {
   private retire(slot: Slot): void {
     slot.state = 'retiring';
     this.removeIdle(slot);
-    slot.worker.kill('SIGTERM');
+    slot.worker.close();
     this.ensureCapacity();
   }
 

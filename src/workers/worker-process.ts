@@ -58,6 +58,11 @@ export class WorkerProcess extends EventEmitter<WorkerProcessEvents> {
     if (!this.exited) this.child.kill(signal);
   }
 
+  /** Asks the worker to exit once idle: it exits at EOF on its channel (worker-main.ts). */
+  close(): void {
+    this.channel.end();
+  }
+
   private onFrame(type: number, payload: Buffer): void {
     if (type === FrameType.ready) this.emit('ready');
     else if (type === FrameType.result) this.emit('result', decodeResult(payload));
