@@ -233,5 +233,7 @@ test('START=yes is required (ExecCondition=); instances start and stop with sasl
   );
 
   assert.equal(systemctl('stop', 'saslauthd').status, 0);
-  assert.equal(show(`saslauthd@${INSTANCE}`)['ActiveState'], 'inactive', 'PartOf=: stopped with saslauthd.service');
+  // As with start, systemctl waits for saslauthd.service's job only.
+  await eventually(() => show(`saslauthd@${INSTANCE}`)['ActiveState'] === 'inactive', 'PartOf=: the instance stops with saslauthd.service', 20_000);
+  assert.equal(show(`saslauthd@${INSTANCE}`)['Result'], 'success');
 });
