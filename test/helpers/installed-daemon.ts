@@ -4,8 +4,9 @@
  * from /usr/sbin/saslauthd, and putting back what a test changed.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { liveProcesses } from './processes.js';
 
 export const SBIN_SASLAUTHD = '/usr/sbin/saslauthd';
 export const INIT_SCRIPT = '/etc/init.d/saslauthd';
@@ -63,16 +64,9 @@ interface ProcessInfo {
 
 function processes(): ProcessInfo[] {
   const list: ProcessInfo[] = [];
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'latin1');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (fields[0] === 'Z') continue;
-      list.push({ pid: Number(entry), ppid: Number(fields[1]), exe: readlinkSync(`/proc/${entry}/exe`) });
-    } catch {
-      // gone, or a kernel thread
-    }
+  for (const { pid, ppid } of liveProcesses()) {
+    const exe = exeOf(pid); // undefined: gone, or a kernel thread
+    if (exe !== undefined) list.push({ pid, ppid, exe });
   }
   return list;
 }

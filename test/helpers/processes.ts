@@ -1,21 +1,33 @@
 /** Process inspection through /proc (no procps needed). */
 import { readFileSync, readdirSync } from 'node:fs';
 
-/** Pids of the live children of `parent`. */
-export function childPids(parent: number): number[] {
-  const children: number[] = [];
+export interface LiveProcess {
+  readonly pid: number;
+  readonly ppid: number;
+}
+
+/** Every live (not zombie) process, from /proc/PID/stat. */
+export function liveProcesses(): LiveProcess[] {
+  const list: LiveProcess[] = [];
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     try {
       const stat = readFileSync(`/proc/${entry}/stat`, 'latin1');
       // fields after the command (which may contain spaces) start after the last ')'
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(fields[1]) === parent && fields[0] !== 'Z') children.push(Number(entry));
+      if (fields[0] !== 'Z') list.push({ pid: Number(entry), ppid: Number(fields[1]) });
     } catch {
       // the process ended while we looked
     }
   }
-  return children;
+  return list;
+}
+
+/** Pids of the live children of `parent`. */
+export function childPids(parent: number): number[] {
+  return liveProcesses()
+    .filter((process) => process.ppid === parent)
+    .map((process) => process.pid);
 }
 
 export function isAlive(pid: number): boolean {
