@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { Daemon } from './helpers/daemon.js';
 import { PamFixture, type PamUser } from './helpers/pam-fixture.js';
 import { ask } from './helpers/raw-client.js';
+import { PAM_SUCCEED_IF_MODULE } from './helpers/paths.js';
 import { assertNoDigestsLogged, assertNoSecretsLogged } from './helpers/secrets.js';
 
 const OLD = 'Cache-old-pass-1';
@@ -81,6 +82,19 @@ describe('with -c', () => {
     process.kill(daemon.pid, 'SIGUSR1');
     await daemon.waitForLog(/status: workers=2 busy=\d+ queued=0 connections=\d+ ok=\d+ no=\d+ cache=on entries=\d+ hits=\d+ misses=\d+ hit_rate=\d+\.\d% respawns=\d+ timeouts=0 crashes=0 uptime=\d+s/);
   });
+});
+
+test('with a client address, the cache keys on it too: PAM may decide by PAM_RHOST', async () => {
+  pam.setUsers(users(['bob', OLD]));
+  pam.addService('byhost', `auth required ${PAM_SUCCEED_IF_MODULE} rhost = 192.0.2.7\nauth required @MATRIX@\naccount required @PERMIT@\n`);
+  const daemon = await Daemon.start({ env: pam.env, args: ['-n', '1', '-c'] });
+  try {
+    assert.equal(await ask(daemon.socket, 'bob', OLD, 'byhost', '', '192.0.2.7;1000'), 'OK');
+    assert.equal(await ask(daemon.socket, 'bob', OLD, 'byhost', '', '192.0.2.7;1001'), 'OK', 'cached for that host');
+    assert.equal(await ask(daemon.socket, 'bob', OLD, 'byhost', '', '192.0.2.8;1000'), 'NO PAM auth error', 'not for another');
+  } finally {
+    await daemon.dispose();
+  }
 });
 
 test('entries expire after -t seconds', async () => {

@@ -69,6 +69,7 @@ test('deadline and limit options', () => {
   assert.equal(c.limits.maxQueuedJobs, 7);
   assert.equal(c.limits.maxJobsPerWorker, 100);
   assert.equal(printed(['-a', 'pam', '--read-timeout', '0']).exitCode, 1);
+  assert.equal(printed(['-a', 'pam', '--job-timeout', '3000000000']).exitCode, 1, 'beyond what a timer can wait');
 });
 
 test("the original's fatal messages, exit 1", () => {

@@ -88,10 +88,27 @@ test('past --max-connections a new client is answered NO at once, with a log lin
     for (let i = 0; i < 5; i++) idle.push(await idleConnection(daemon.socket));
     await openConnectionsReported(daemon, 5);
     assert.equal(await ask(daemon.socket, 'good', PASSWORD, 'imap', ''), 'NO server busy');
-    await daemon.waitForLog(/too many open connections \(5\): client answered NO/);
+    await daemon.waitForLog(/too many open connections \(5\): 1 client\(s\) answered NO server busy/);
     idle.pop()!.destroy();
     await openConnectionsReported(daemon, 4);
     assert.equal(await ask(daemon.socket, 'good', PASSWORD, 'imap', ''), 'OK');
+  } finally {
+    for (const socket of idle) socket.destroy();
+    await daemon.dispose();
+  }
+});
+
+test('a flood of refused clients costs one log line per second, not one per client', async () => {
+  const daemon = await Daemon.start({ env: pam.env, args: ['-n', '1', '--max-connections', '2', '--read-timeout', '60000'] });
+  const idle: Socket[] = [];
+  try {
+    for (let i = 0; i < 2; i++) idle.push(await idleConnection(daemon.socket));
+    await openConnectionsReported(daemon, 2);
+    const refused = await Promise.all(Array.from({ length: 50 }, () => ask(daemon.socket, 'good', PASSWORD, 'imap', '').catch(() => 'closed')));
+    assert.ok(refused.every((reply) => reply === 'NO server busy' || reply === 'closed'), refused.join(','));
+    assert.ok(refused.includes('NO server busy'));
+    const lines = daemon.logs.split('\n').filter((line) => line.includes('too many open connections'));
+    assert.ok(lines.length <= 3, `${lines.length} log lines for 50 refusals`);
   } finally {
     for (const socket of idle) socket.destroy();
     await daemon.dispose();

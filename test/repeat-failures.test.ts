@@ -73,6 +73,25 @@ test('a right login is not queued behind repeats of a password just refused', as
   assert.equal(order.filter((entry) => entry === 'wrong:NO PAM auth error').length, 6, 'repeats are still answered by PAM');
 });
 
+test('repeats have their own small queue bound: they cannot fill the queue for everybody else', async () => {
+  const bounded = await Daemon.start({ env: pam.env, args: ['-n', '2', '--max-queue', '4'] });
+  try {
+    assert.equal(await ask(bounded.socket, 'bob', WRONG, 'slow', ''), 'NO PAM auth error');
+    const repeats = Array.from({ length: 8 }, () => ask(bounded.socket, 'bob', WRONG, 'slow', ''));
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    // the repeat queue (4 / 4 = 1 place) is full and refuses; a fresh login still gets in
+    assert.equal(await ask(bounded.socket, 'bob', RIGHT, 'slow', ''), 'OK');
+    const replies = await Promise.all(repeats);
+    assert.ok(replies.includes('NO server busy'), replies.join(','));
+    await bounded.waitForLog(/job queue full \(1 repeated failures waiting\)/);
+    // a refusal by the daemon itself is not an auth failure and marks nothing
+    assert.match(bounded.logs, /auth not checked: \[user=bob\] .*\[reason=server busy\]/);
+    assert.doesNotMatch(bounded.logs, /auth failure: .*\[reason=server busy\]/);
+  } finally {
+    await bounded.dispose();
+  }
+});
+
 test('no password used here appears in any log line', () => {
   assertNoSecretsLogged([RIGHT, WRONG]);
 });

@@ -93,10 +93,15 @@ function integer(text: string): number | undefined {
   return /^[+-]?\d+$/.test(text.trim()) ? Number.parseInt(text, 10) : undefined;
 }
 
+/** Node's timers cap at 2^31-1 ms (about 24.8 days); a larger value would fire at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 function positiveMs(name: string) {
   return (text: string): number => {
     const value = integer(text);
-    if (value === undefined || value <= 0) throw new FatalOptionError(`${name} must be a positive number of milliseconds`);
+    if (value === undefined || value <= 0 || value > MAX_TIMER_MS) {
+      throw new FatalOptionError(`${name} must be a number of milliseconds from 1 to ${MAX_TIMER_MS}`);
+    }
     return value;
   };
 }

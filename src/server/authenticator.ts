@@ -53,7 +53,7 @@ export class Authenticator {
       // Rendered only for a line that is written: most requests log nothing without -d/-V.
       const fields = (): string => `[user=${printable(user)}] [service=${printable(service)}] [realm=${printable(realm)}]`;
       const cache = this.options.cache;
-      const key = { user, realm, service };
+      const key = { user, realm, service, remote: remoteHost };
       if (cache && this.answeredFromCache(cache, key, password, fields)) return 'OK';
 
       const repeat = this.repeatFailures.isRepeat(key, password);
@@ -72,6 +72,12 @@ export class Authenticator {
         if (repeat) this.repeatFailures.recordSuccess(key, password);
         this.counters.ok++;
         if (this.options.log.verbose) this.options.log.debug(`auth success: ${fields()}${remote()} [mech=${this.options.mechanism}]`);
+      } else if (!outcome.fromMechanism) {
+        // Busy, timed out, worker died, shutting down: nothing was learnt about these
+        // credentials, so neither the cache nor the repeat list changes, and the line is not
+        // an `auth failure:` (fail2ban must not ban a user for the daemon's trouble).
+        this.counters.no++;
+        this.options.log.error(`auth not checked: ${fields()}${remote()} [mech=${this.options.mechanism}] [reason=${reply.slice(3)}]`);
       } else {
         cache?.forget(key); // a changed password stops the old one now, not at expiry
         this.repeatFailures.recordFailure(key, password);
@@ -98,7 +104,8 @@ export class Authenticator {
       this.counters.ok++;
       if (verbose) {
         this.options.log.debug(`${where()}: found with valid passwd`);
-        this.options.log.debug(`auth success (cached): ${fields()}`);
+        const remote = key.remote && key.remote.length > 0 ? ` [remote=${printable(key.remote)}]` : '';
+        this.options.log.debug(`auth success (cached): ${fields()}${remote}`);
         this.options.log.debug('response: OK');
       }
       return true;

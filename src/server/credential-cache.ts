@@ -2,7 +2,7 @@
  * The credential cache (`-c`, `-s`, `-t`), one for the whole daemon, in the primary.
  *
  * Semantics kept from the original: positive entries only; key (login after `-r`, realm,
- * service); absolute lifetime from the last successful mechanism check (hits do not
+ * service — and the client host when a client sends one); absolute lifetime from the last successful mechanism check (hits do not
  * extend it); a hit answers plain `OK`.
  * Improvements: the value is HMAC-SHA256 of the password under a random key made at start
  * (never the password, never an unsalted digest, nothing on disk); a failed mechanism check
@@ -36,6 +36,11 @@ export interface CacheKeyParts {
   readonly user: Buffer;
   readonly realm: Buffer;
   readonly service: Buffer;
+  /**
+   * Client host (5th field), when sent: PAM sees it as PAM_RHOST and may decide by it
+   * (pam_access), so a success from one host says nothing about another.
+   */
+  readonly remote?: Buffer;
 }
 
 interface Entry {
@@ -122,7 +127,9 @@ export class CredentialCache {
 }
 
 /** An unambiguous map key: each part length-prefixed; undefined when too long to cache. */
-function cacheKey({ user, realm, service }: CacheKeyParts): string | undefined {
-  if (user.length + realm.length + service.length + 3 > MAX_KEY_BYTES) return undefined;
-  return `${user.length}:${user.toString('latin1')}${realm.length}:${realm.toString('latin1')}${service.toString('latin1')}`;
+function cacheKey({ user, realm, service, remote }: CacheKeyParts): string | undefined {
+  const host = remote ?? Buffer.alloc(0);
+  if (user.length + realm.length + service.length + host.length + 3 > MAX_KEY_BYTES) return undefined;
+  const field = (bytes: Buffer): string => `${bytes.length}:${bytes.toString('latin1')}`;
+  return `${field(user)}${field(realm)}${field(host)}${service.toString('latin1')}`;
 }

@@ -33,7 +33,10 @@ export async function launchDetached(script: string, argv: readonly string[]): P
   status.setEncoding('utf8');
   status.on('data', (chunk: string) => (text += chunk));
   const verdict = await new Promise<string>((resolve) => {
-    const timer = setTimeout(() => resolve('FAIL 1\tsaslauthd did not start within 60 s'), STARTUP_DEADLINE_MS);
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL'); // a daemon that may still come up must not outlive a failed start
+      resolve('FAIL 1\tsaslauthd did not start within 60 s');
+    }, STARTUP_DEADLINE_MS);
     status.on('close', () => {
       clearTimeout(timer);
       resolve(text);

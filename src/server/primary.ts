@@ -123,6 +123,7 @@ export async function startPrimary(config: Config, log: Logger): Promise<Running
       // SIGHUP: forget cached credentials and start fresh workers (PAM modules are loaded
       // once per worker, so a changed PAM configuration or an upgraded module applies now).
       process.on('SIGHUP', () => {
+        if (stopping) return; // no fresh workers for a daemon that is going away
         const flushed = cache ? `credential cache flushed (${cache.flush()} entries), ` : '';
         log.info(`SIGHUP received: ${flushed}${pool.recycle()} workers recycled`);
       });

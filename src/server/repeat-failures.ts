@@ -50,9 +50,9 @@ export class RepeatFailures {
     return this.refused.size;
   }
 
-  private id({ user, realm, service }: CacheKeyParts, password: Buffer): string {
+  private id({ user, realm, service, remote }: CacheKeyParts, password: Buffer): string {
     const mac = createHmac('sha256', this.key);
-    for (const part of [user, realm, service, password]) {
+    for (const part of [user, realm, service, remote ?? Buffer.alloc(0), password]) {
       const length = Buffer.alloc(4);
       length.writeUInt32BE(part.length);
       mac.update(length).update(part);

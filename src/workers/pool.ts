@@ -31,6 +31,11 @@ export type JobLane = 'normal' | 'repeat';
 
 export interface JobOutcome {
   readonly reply: string;
+  /**
+   * False when the pool answered instead of the mechanism (busy, timed out, worker died,
+   * shutting down): such a NO says nothing about the credentials.
+   */
+  readonly fromMechanism: boolean;
   /** Delay the mechanism asked for before a failure is answered (PAM fail delay). */
   readonly failDelayMs: number;
 }
@@ -73,8 +78,12 @@ export const POOL_REPLY = {
 const MAX_RESPAWN_BACKOFF_MS = 10_000;
 /** First pause after a worker failed to start; doubles while failures continue. */
 const FIRST_RESPAWN_BACKOFF_MS = 100;
+/** Repeats may wait in at most 1/REPEAT_QUEUE_SHARE of --max-queue, in a queue of their own. */
+const REPEAT_QUEUE_SHARE = 4;
 /** Workers that may run `repeat` jobs at once: the rest stay free for everybody else. */
 const MAX_REPEAT_WORKERS = 1;
+/** A worker not ready by then (a mechanism stuck in its setup) is killed and counts as a start failure. */
+const WORKER_START_DEADLINE_MS = 30_000;
 /** How long stopped workers get to exit after their channel is closed, before SIGKILL. */
 const WORKER_EXIT_GRACE_MS = 2_000;
 
@@ -111,6 +120,7 @@ export class WorkerPool {
   private whenIdle: (() => void) | undefined;
   private readonly settingsJson: string;
   private counters = { respawns: 0, timeouts: 0, crashes: 0 };
+  private readonly maxQueuedRepeats: number;
   /** Until the first worker is ready, no other is started (see start()). */
   private starting = false;
   /** Spawns that build the initial pool; later ones replace or recycle a worker. */
@@ -119,6 +129,7 @@ export class WorkerPool {
   constructor(private readonly options: PoolOptions) {
     this.settingsJson = serializeWorkerSettings(options.settings);
     this.initialSpawnsLeft = options.size;
+    this.maxQueuedRepeats = Math.max(1, Math.floor(options.maxQueuedJobs / REPEAT_QUEUE_SHARE));
   }
 
   /**
@@ -150,10 +161,14 @@ export class WorkerPool {
 
   /** Runs a job on the next idle worker. Always resolves, with `NO …` when it must. */
   submit(job: PoolJob, lane: JobLane = 'normal'): Promise<JobOutcome> {
-    if (this.stopped) return Promise.resolve({ reply: POOL_REPLY.shuttingDown, failDelayMs: 0 });
-    if (this.queue.length + this.repeatQueue.length >= this.options.maxQueuedJobs) {
-      this.options.log.error(`job queue full (${this.options.maxQueuedJobs} waiting): request refused`);
-      return Promise.resolve({ reply: POOL_REPLY.busy, failDelayMs: 0 });
+    if (this.stopped) return Promise.resolve(poolAnswer(POOL_REPLY.shuttingDown));
+    // Repeats have their own, smaller bound: they must never crowd out other requests.
+    const waiting = lane === 'repeat' ? this.repeatQueue : this.queue;
+    const bound = lane === 'repeat' ? this.maxQueuedRepeats : this.options.maxQueuedJobs;
+    dropSettled(waiting);
+    if (waiting.length >= bound) {
+      this.options.log.error(`job queue full (${bound} ${lane === 'repeat' ? 'repeated failures ' : ''}waiting): request refused`);
+      return Promise.resolve(poolAnswer(POOL_REPLY.busy));
     }
     return new Promise((resolve) => {
       const queued: QueuedJob = {
@@ -210,12 +225,13 @@ export class WorkerPool {
     }
     this.stopped = true;
     clearTimeout(this.spawnTimer);
-    for (const queued of [...this.queue, ...this.repeatQueue]) this.settle(queued, { reply: POOL_REPLY.shuttingDown, failDelayMs: 0 });
+    for (const queued of [...this.queue, ...this.repeatQueue]) this.settle(queued, poolAnswer(POOL_REPLY.shuttingDown));
     this.queue = [];
     this.repeatQueue = [];
     const exits: Promise<void>[] = [];
     for (const slot of this.slots) {
-      if (slot.job) this.settle(slot.job, { reply: POOL_REPLY.shuttingDown, failDelayMs: 0 });
+      if (slot.job) this.settle(slot.job, poolAnswer(POOL_REPLY.shuttingDown));
+      slot.job = undefined; // answered; its exit below is expected
       exits.push(new Promise((resolve) => (slot.worker.alive ? slot.worker.once('exit', () => resolve()) : resolve())));
       slot.worker.close();
     }
@@ -302,7 +318,14 @@ export class WorkerPool {
     const worker = new WorkerProcess(this.options.workerScript, this.settingsJson);
     const slot: Slot = { worker, state: 'starting', job: undefined, jobsDone: 0, recycleAfterJob: false };
     this.slots.add(slot);
+    const startTimer = setTimeout(() => {
+      if (slot.state !== 'starting') return;
+      this.options.log.error(`worker ${worker.pid} not ready within ${WORKER_START_DEADLINE_MS} ms: killed`);
+      worker.kill('SIGKILL');
+    }, WORKER_START_DEADLINE_MS);
+    worker.once('exit', () => clearTimeout(startTimer));
     worker.on('ready', () => {
+      clearTimeout(startTimer);
       this.startFailures = 0;
       this.options.log.debug(`worker started: ${worker.pid}`);
       this.makeIdle(slot);
@@ -310,7 +333,7 @@ export class WorkerPool {
     worker.on('failed', (reason) => this.options.log.error(`worker ${worker.pid} could not start the mechanism: ${reason}`));
     worker.on('result', (result) => {
       if (!slot.job || slot.job.id !== result.jobId) return; // answered already (deadline)
-      this.settle(slot.job, { reply: result.reply, failDelayMs: result.failDelayMs });
+      this.settle(slot.job, { reply: result.reply, failDelayMs: result.failDelayMs, fromMechanism: true });
       slot.job = undefined;
       slot.jobsDone++;
       const limit = this.options.size === 0 ? 1 : this.options.maxJobsPerWorker;
@@ -344,7 +367,7 @@ export class WorkerPool {
       this.options.log.error(
         `worker ${slot.worker.pid} died during a request (${signal ?? `status ${code}`}); the client gets NO`,
       );
-      this.settle(slot.job, { reply: POOL_REPLY.workerDied, failDelayMs: 0 });
+      this.settle(slot.job, poolAnswer(POOL_REPLY.workerDied));
       slot.job = undefined;
     }
     if (expected) {
@@ -365,7 +388,7 @@ export class WorkerPool {
     if (queued.settled) return;
     this.counters.timeouts++;
     const slot = queued.slot;
-    this.settle(queued, { reply: POOL_REPLY.timeout, failDelayMs: 0 });
+    this.settle(queued, poolAnswer(POOL_REPLY.timeout));
     if (slot && slot.job === queued) {
       this.options.log.error(
         `mechanism did not answer within ${this.options.jobTimeoutMs} ms: worker ${slot.worker.pid} killed and replaced`,
@@ -401,4 +424,8 @@ export class WorkerPool {
 /** Removes jobs answered already (by their deadline) from the front of a queue. */
 function dropSettled(queue: QueuedJob[]): void {
   while (queue.length > 0 && queue[0]!.settled) queue.shift();
+}
+
+function poolAnswer(reply: string): JobOutcome {
+  return { reply, failDelayMs: 0, fromMechanism: false };
 }

@@ -18,36 +18,56 @@ export interface WorkerProcessEvents {
 
 export class WorkerProcess extends EventEmitter<WorkerProcessEvents> {
   readonly pid: number;
-  private readonly child: ChildProcess;
-  private readonly channel: Socket;
+  private readonly child: ChildProcess | undefined;
+  private readonly channel: Socket | undefined;
   private exited = false;
 
   constructor(script: string, settingsJson: string) {
     super();
     const self = selfCommand('worker', script, [settingsJson]);
-    this.child = spawn(self.command, self.args, {
-      stdio: ['ignore', 'inherit', 'inherit', 'pipe'],
-      env: { ...process.env, ...self.env },
-    });
-    this.pid = this.child.pid ?? -1;
-    this.channel = this.child.stdio[3] as Socket;
+    let child: ChildProcess | undefined;
+    try {
+      child = spawn(self.command, self.args, {
+        stdio: ['ignore', 'inherit', 'inherit', 'pipe'],
+        env: { ...process.env, ...self.env },
+      });
+    } catch {
+      child = undefined; // ENOMEM, EAGAIN…: reported below as a worker that exited at once
+    }
+    const channel = child?.stdio[3] as Socket | undefined;
+    this.pid = child?.pid ?? -1;
+    if (!child || !channel) {
+      // Out of file descriptors (EMFILE) leaves no stdio: a start failure, not a crash of
+      // the primary; the pool retries with a backoff.
+      this.child = undefined;
+      this.channel = undefined;
+      child?.on('error', () => {});
+      setImmediate(() => this.onExit(null, null));
+      return;
+    }
+    this.child = child;
+    this.channel = channel;
     const reader = new FrameReader();
-    this.channel.on('data', (chunk: Buffer) => {
+    channel.on('data', (chunk: Buffer) => {
+      let frames: { type: number; payload: Buffer }[];
       try {
-        for (const frame of reader.push(chunk)) this.onFrame(frame.type, frame.payload);
+        frames = [...reader.push(chunk)];
       } catch {
         this.kill('SIGKILL'); // a worker that speaks garbage cannot be trusted with a reply
+        return;
       }
+      for (const frame of frames) this.onFrame(frame.type, frame.payload);
     });
-    this.channel.on('error', () => {}); // the exit event tells the story
-    this.child.on('error', () => this.onExit(null, null));
-    this.child.on('exit', (code, signal) => this.onExit(code, signal));
+    channel.on('error', () => {}); // the exit event tells the story
+    child.on('error', () => this.onExit(null, null));
+    child.on('exit', (code, signal) => this.onExit(code, signal));
   }
 
   /** Hands a job to the worker. The frame holding the password is zeroed once written. */
   send(job: JobFrame): void {
     const frame = encodeJob(job);
-    this.channel.write(frame, () => frame.fill(0));
+    if (this.channel) this.channel.write(frame, () => frame.fill(0));
+    else frame.fill(0); // no worker: its exit event answers the job
   }
 
   get alive(): boolean {
@@ -55,12 +75,12 @@ export class WorkerProcess extends EventEmitter<WorkerProcessEvents> {
   }
 
   kill(signal: NodeJS.Signals): void {
-    if (!this.exited) this.child.kill(signal);
+    if (!this.exited) this.child?.kill(signal);
   }
 
   /** Asks the worker to exit once idle: it exits at EOF on its channel (worker-main.ts). */
   close(): void {
-    this.channel.end();
+    this.channel?.end();
   }
 
   private onFrame(type: number, payload: Buffer): void {
@@ -72,7 +92,7 @@ export class WorkerProcess extends EventEmitter<WorkerProcessEvents> {
   private onExit(code: number | null, signal: NodeJS.Signals | null): void {
     if (this.exited) return;
     this.exited = true;
-    this.channel.destroy();
+    this.channel?.destroy();
     this.emit('exit', code, signal);
   }
 }

@@ -14,3 +14,4 @@ export const PAM_WRAPPER_LIBRARY = '/usr/lib/x86_64-linux-gnu/libpam_wrapper.so'
 export const PAM_MATRIX_MODULE = '/usr/lib/x86_64-linux-gnu/pam_wrapper/pam_matrix.so';
 export const PAM_EXEC_MODULE = '/usr/lib/x86_64-linux-gnu/security/pam_exec.so';
 export const PAM_PERMIT_MODULE = '/usr/lib/x86_64-linux-gnu/security/pam_permit.so';
+export const PAM_SUCCEED_IF_MODULE = '/usr/lib/x86_64-linux-gnu/security/pam_succeed_if.so';
