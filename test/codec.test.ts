@@ -124,3 +124,18 @@ test('replies: u16 length then text, no NUL', () => {
   assert.deepEqual(decoded?.rest, Buffer.from([9]));
   assert.equal(decodeReply(Buffer.from([0, 2, 0x4f])), undefined);
 });
+
+test('dispose zeroes what an abandoned request left behind, not a delivered request', () => {
+  const abandoned = new RequestDecoder();
+  const head = encodeRequest([Buffer.from('good'), Buffer.from('Secret-left')]);
+  assert.equal(abandoned.push(Buffer.concat([head, Buffer.from([0x01, 0x2c, 0x61])])).kind, 'field-too-long');
+  const fields = (abandoned as unknown as { fields: Buffer[] }).fields;
+  assert.equal(fields[1]?.toString(), 'Secret-left');
+  abandoned.dispose();
+  assert.ok(fields[1]?.every((byte) => byte === 0), 'the password copy is zeroed');
+
+  const delivered = new RequestDecoder();
+  const result = delivered.push(GOOD_SECRET);
+  delivered.dispose();
+  assert.equal(result.kind === 'request' && result.request.password.toString(), 'secret', 'the owner decides');
+});

@@ -190,7 +190,7 @@ function authenticate(pam: LibPam, request: AuthRequest, log: MechanismLog): Aut
     try {
       if (request.remoteHost !== undefined && request.remoteHost !== '') {
         const host = request.remoteHost.split('\0', 1)[0] ?? '';
-        const rc = pam.setStringItem(handle, PAM_RHOST, cString(Buffer.from(host, 'utf8')));
+        const rc = pam.setStringItem(handle, PAM_RHOST, cString(Buffer.from(host, 'latin1')) /* the bytes the client sent */);
         if (rc !== PAM_SUCCESS) log.debug(`auth_pam: pam_set_item(PAM_RHOST) failed: ${pam.strerror(handle, rc)}`);
       }
       const rc = pam.setFailDelay(handle, cbs.delay);

@@ -50,6 +50,16 @@ export class RequestDecoder {
   private pending: Buffer = Buffer.alloc(0);
   private readonly fields: Buffer[] = [];
   private finished = false;
+  /** The fields went out in a request; their owner zeroes the password from then on. */
+  private handedOver = false;
+
+  /** Zeroes what an unfinished request left here (a password, perhaps) when its connection ends. */
+  dispose(): void {
+    this.pending.fill(0);
+    this.pending = Buffer.alloc(0);
+    if (!this.handedOver) for (const field of this.fields) field.fill(0);
+    this.finished = true;
+  }
 
   push(chunk: Buffer): DecodeResult {
     if (this.finished) return { kind: 'incomplete' };
@@ -83,6 +93,7 @@ export class RequestDecoder {
     }
     this.finished = true;
     const clientAddress = readOptionalField(data, offset);
+    this.handedOver = true;
     const [login, password, service, realm] = this.fields as [Buffer, Buffer, Buffer, Buffer];
     const request: WireRequest =
       clientAddress === undefined

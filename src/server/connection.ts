@@ -65,7 +65,10 @@ export function serveConnection(socket: Socket, context: ConnectionContext): voi
     else log.debug(`connection error: ${error.code ?? error.message}`);
   });
 
-  socket.on('close', () => clearTimeout(timer));
+  socket.on('close', () => {
+    clearTimeout(timer);
+    decoder.dispose();
+  });
 }
 
 /**

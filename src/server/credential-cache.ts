@@ -9,6 +9,7 @@
  * removes the key's entry, so after a password change the old password stops working at its
  * first failure instead of up to 8 hours later; SIGHUP empties it.
  */
+import { monotonicMs } from './monotonic-clock.js';
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 
 /** Per-entry budget used to turn `-s` kilobytes into a number of entries: the original's bucket size. */
@@ -71,7 +72,7 @@ export class CredentialCache {
         ? DEFAULT_CACHE_ENTRIES
         : Math.max(1, Math.floor((options.sizeKb * 1024) / ENTRY_BUDGET_BYTES));
     this.lifetimeMs = options.timeoutSeconds * 1000;
-    this.now = options.now ?? Date.now;
+    this.now = options.now ?? monotonicMs;
   }
 
   /** Does this password match a live entry for the key? */

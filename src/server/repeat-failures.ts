@@ -6,6 +6,7 @@
  * hammering a known-wrong password (a misconfigured mail client, a guessing loop) cannot
  * delay anybody else's login. The answer still comes from the mechanism, every time.
  */
+import { monotonicMs } from './monotonic-clock.js';
 import { createHmac, randomBytes } from 'node:crypto';
 import type { CacheKeyParts } from './credential-cache.js';
 
@@ -20,7 +21,7 @@ export class RepeatFailures {
   private readonly refused = new Map<string, number>();
   private readonly key = randomBytes(KEY_BYTES);
 
-  constructor(private readonly now: () => number = Date.now) {}
+  constructor(private readonly now: () => number = monotonicMs) {}
 
   /** Was exactly this attempt refused within the last MEMORY_MS? */
   isRepeat(parts: CacheKeyParts, password: Buffer): boolean {
