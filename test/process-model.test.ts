@@ -10,9 +10,9 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } fr
 import type { Socket } from 'node:net';
 import { Daemon } from './helpers/daemon.js';
 import { PamFixture } from './helpers/pam-fixture.js';
-import { PAM_EXEC_MODULE, SASLAUTHD_JS } from './helpers/paths.js';
+import { PAM_EXEC_MODULE, PAM_FAILDELAY_MODULE, SASLAUTHD_JS } from './helpers/paths.js';
 import { childPids, eventually, isAlive } from './helpers/processes.js';
-import { ask, idleConnection } from './helpers/raw-client.js';
+import { ask, exchange, idleConnection, replyFrame, request } from './helpers/raw-client.js';
 import { assertNoSecretsLogged } from './helpers/secrets.js';
 
 const PASSWORD = 'Process-model-1';
@@ -136,6 +136,21 @@ test('SIGTERM: exit 0, socket and pid file removed, workers gone', async () => {
   await eventually(() => workers.every((pid) => !isAlive(pid)), 'workers exited');
   assert.match(daemon.logs, /master exited: 0/);
   await daemon.dispose();
+});
+
+test('SIGTERM while a client waits out a PAM failure delay: it gets its NO, nothing is cut off', async () => {
+  // pam_faildelay asks for 5 s after a failure; the primary serves that delay itself
+  pam.addService('delayed', `auth optional ${PAM_FAILDELAY_MODULE} delay=5000000\nauth required @MATRIX@\naccount required @PERMIT@\n`);
+  const daemon = await Daemon.start({ env: pam.env, args: ['-n', '1'] });
+  try {
+    const exchangeDone = exchange(daemon.socket, request('good', 'wrong-password', 'delayed', ''));
+    await daemon.waitForLog(/auth failure: \[user=good\] \[service=delayed\]/);
+    daemon.child.kill('SIGTERM');
+    assert.deepEqual(await exchangeDone, replyFrame('NO PAM auth error'));
+    assert.deepEqual(await daemon.waitForExit(3_000), { code: 0, signal: null });
+  } finally {
+    await daemon.dispose();
+  }
 });
 
 test('after a crash (SIGKILL of the primary) a new daemon starts at once on the same -m', async () => {

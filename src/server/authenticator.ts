@@ -28,8 +28,15 @@ export interface AuthenticatorOptions {
 export class Authenticator {
   private counters = { ok: 0, no: 0 };
   private readonly repeatFailures = new RepeatFailures();
+  /** Aborted at shutdown: the clients waiting out a failure delay get their NO at once. */
+  private readonly delays = new AbortController();
 
   constructor(private readonly options: AuthenticatorOptions) {}
+
+  /** Shutdown: answer the clients that wait out a failure delay now, rather than not at all. */
+  cutFailureDelays(): void {
+    this.delays.abort();
+  }
 
   get stats(): { ok: number; no: number } {
     return { ...this.counters };
@@ -86,7 +93,7 @@ export class Authenticator {
         this.options.log.info(`auth failure: ${fields()}${remote()} [mech=${this.options.mechanism}] [reason=${reason}]`);
         // PAM asked for a delay after this failure; it is served here, to this client
         // only, while the worker is already free for the next job.
-        if (outcome.failDelayMs > 0) await sleep(outcome.failDelayMs);
+        if (outcome.failDelayMs > 0) await sleep(outcome.failDelayMs, undefined, { signal: this.delays.signal }).catch(() => {});
       }
       if (this.options.log.verbose && reply.length === 2) this.options.log.debug(`response: ${reply}`);
       return reply;

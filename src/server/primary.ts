@@ -116,7 +116,7 @@ export async function startPrimary(config: Config, log: Logger): Promise<Running
         stopping = true;
         notifySystemd({ STOPPING: 1, STATUS: `${signal} received: shutting down` });
         log.debug(`${signal} received: shutting down`);
-        void shutdown(server, front, pool, lock, files, config, log).then(resolve);
+        void shutdown(server, front, authenticator, pool, lock, files, config, log).then(resolve);
       };
       process.on('SIGTERM', () => stop('SIGTERM'));
       process.on('SIGINT', () => stop('SIGINT'));
@@ -149,6 +149,7 @@ export async function startPrimary(config: Config, log: Logger): Promise<Running
 async function shutdown(
   server: Server,
   front: FrontDoor,
+  authenticator: Authenticator,
   pool: WorkerPool,
   lock: InstanceLock,
   files: ReturnType<typeof runFiles>,
@@ -157,9 +158,10 @@ async function shutdown(
 ): Promise<number> {
   const socketInode = inodeOf(files.socket);
   server.close(); // no new connections; the ones open still get their answers
-  const started = Date.now();
+  authenticator.cutFailureDelays();
+  const deadline = Date.now() + config.deadlines.shutdownTimeoutMs;
   await front.quiet(config.deadlines.shutdownTimeoutMs);
-  await pool.stop(Math.max(0, config.deadlines.shutdownTimeoutMs - (Date.now() - started)));
+  await pool.stop(Math.max(0, deadline - Date.now()), deadline);
   for (const socket of front.open) socket.destroySoon();
   removeIfSame(files.socket, socketInode);
   lock.release(); // removes the pid file too

@@ -211,9 +211,9 @@ export class WorkerPool {
 
   /**
    * Lets queued and running jobs finish for up to `graceMs`, answers what is left with `NO`,
-   * then stops every worker.
+   * then stops every worker (SIGKILL for those still there at `deadline`, a Date.now() time).
    */
-  async stop(graceMs: number): Promise<void> {
+  async stop(graceMs: number, deadline?: number): Promise<void> {
     if (this.unsettled > 0 && graceMs > 0) {
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, graceMs);
@@ -235,9 +235,12 @@ export class WorkerPool {
       exits.push(new Promise((resolve) => (slot.worker.alive ? slot.worker.once('exit', () => resolve()) : resolve())));
       slot.worker.close();
     }
+    // Workers that do not exit at EOF are killed by the caller's deadline (shutdown), and
+    // never later than WORKER_EXIT_GRACE_MS from now.
+    const exitGraceMs = Math.min(WORKER_EXIT_GRACE_MS, Math.max(0, (deadline ?? Infinity) - Date.now()));
     const killTimer = setTimeout(() => {
       for (const slot of this.slots) slot.worker.kill('SIGKILL');
-    }, WORKER_EXIT_GRACE_MS);
+    }, exitGraceMs);
     await Promise.all(exits);
     clearTimeout(killTimer);
   }

@@ -15,3 +15,4 @@ export const PAM_MATRIX_MODULE = '/usr/lib/x86_64-linux-gnu/pam_wrapper/pam_matr
 export const PAM_EXEC_MODULE = '/usr/lib/x86_64-linux-gnu/security/pam_exec.so';
 export const PAM_PERMIT_MODULE = '/usr/lib/x86_64-linux-gnu/security/pam_permit.so';
 export const PAM_SUCCEED_IF_MODULE = '/usr/lib/x86_64-linux-gnu/security/pam_succeed_if.so';
+export const PAM_FAILDELAY_MODULE = '/usr/lib/x86_64-linux-gnu/security/pam_faildelay.so';
