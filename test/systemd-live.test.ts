@@ -12,6 +12,7 @@
  * machine that is not theirs. Everything ends with the namespace (SIGKILL to its PID 1);
  * the cgroups that systemd created are removed.
  */
+import { PRIVATE_DEV_SH } from './helpers/private-dev-log.js';
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -35,18 +36,8 @@ set -e
 scratch=$0
 mount -t proc proc /proc
 mount --bind "$scratch/etc-default" /etc/default
-mkdir -p "$scratch/realdev"
-mount --bind /dev "$scratch/realdev"
-mount -t tmpfs -o mode=0755 tmpfs /dev
-for node in null zero full random urandom tty console; do
-  if [ -e "$scratch/realdev/$node" ]; then touch "/dev/$node"; mount --bind "$scratch/realdev/$node" "/dev/$node"; fi
-done
-ln -s /proc/self/fd /dev/fd
-ln -s /proc/self/fd/0 /dev/stdin
-ln -s /proc/self/fd/1 /dev/stdout
-ln -s /proc/self/fd/2 /dev/stderr
-mkdir /dev/shm /dev/pts
-mount -t tmpfs -o mode=0755 tmpfs /run
+realdev="$scratch/realdev"
+${PRIVATE_DEV_SH}mount -t tmpfs -o mode=0755 tmpfs /run
 mkdir -p /run/systemd/system/saslauthd.service.d /run/systemd/system/saslauthd@.service.d \\
   /run/systemd/journald.conf.d /run/systemd/journal
 printf '[Unit]\\nDescription=saslauthd-ts test boot\\n' >/run/systemd/system/sts-test.target

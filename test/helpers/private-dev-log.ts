@@ -5,20 +5,29 @@
  * machine: a syslog daemon, if any, never sees the test's lines, and the test sees exactly
  * what glibc's syslog() sends.
  */
-const SETUP = `
-set -e
-real="$SASLAUTHD_TEST_SCRATCH/realdev"
-mkdir -p "$real"
-mount --bind /dev "$real"
+/**
+ * Shell lines that replace /dev with a tmpfs holding the usual device nodes, bind-mounted
+ * from the real /dev (first bind-mounted at "$realdev", which the caller sets), and the
+ * /proc/self/fd links. For use inside a private mount namespace only.
+ */
+export const PRIVATE_DEV_SH = `
+mkdir -p "$realdev"
+mount --bind /dev "$realdev"
 mount -t tmpfs -o mode=0755 tmpfs /dev
-for node in null zero full random urandom tty; do
-  if [ -e "$real/$node" ]; then touch "/dev/$node"; mount --bind "$real/$node" "/dev/$node"; fi
+for node in null zero full random urandom tty console; do
+  if [ -e "$realdev/$node" ]; then touch "/dev/$node"; mount --bind "$realdev/$node" "/dev/$node"; fi
 done
 ln -s /proc/self/fd /dev/fd
 ln -s /proc/self/fd/0 /dev/stdin
 ln -s /proc/self/fd/1 /dev/stdout
 ln -s /proc/self/fd/2 /dev/stderr
 mkdir /dev/shm /dev/pts
+`;
+
+const SETUP = `
+set -e
+realdev="$SASLAUTHD_TEST_SCRATCH/realdev"
+${PRIVATE_DEV_SH}
 ln -s "$SASLAUTHD_TEST_LOG" /dev/log
 unset SASLAUTHD_TEST_SCRATCH SASLAUTHD_TEST_LOG
 exec "$@"
