@@ -12,12 +12,12 @@
  * machine that is not theirs. Everything ends with the namespace (SIGKILL to its PID 1);
  * the cgroups that systemd created are removed.
  */
-import { PRIVATE_DEV_SH } from './helpers/private-dev-log.js';
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { cpSync, mkdtempSync, readdirSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { PRIVATE_DEV_SH } from './helpers/private-dev-log.js';
 import { debPackage, PACKAGE } from './helpers/debian-package.js';
 import { DatagramListener } from './helpers/dgram-listener.js';
 import { addUser, isKnown, removeUser, run, runWithServicesAllowed } from './helpers/installed-daemon.js';

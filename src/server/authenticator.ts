@@ -59,9 +59,10 @@ export class Authenticator {
       const remoteHost = clientHost(request.clientAddress);
       // Rendered only for a line that is written: most requests log nothing without -d/-V.
       const fields = (): string => `[user=${printable(user)}] [service=${printable(service)}] [realm=${printable(realm)}]`;
+      const remote = (): string => (remoteHost.length > 0 ? ` [remote=${printable(remoteHost)}]` : '');
       const cache = this.options.cache;
       const key = { user, realm, service, remote: remoteHost };
-      if (cache && this.answeredFromCache(cache, key, password, fields)) return 'OK';
+      if (cache && this.answeredFromCache(cache, key, password, () => `${fields()}${remote()}`)) return 'OK';
 
       const repeat = this.repeatFailures.isRepeat(key, password);
       const outcome = await this.options.runJob(
@@ -73,7 +74,6 @@ export class Authenticator {
         this.options.log.error(`mechanism returned unknown response: ${printable(Buffer.from(reply, 'latin1'))}`);
         reply = REPLY.internalFailure;
       }
-      const remote = (): string => (remoteHost.length > 0 ? ` [remote=${printable(remoteHost)}]` : '');
       if (reply.startsWith('OK')) {
         cache?.remember(key, password);
         if (repeat) this.repeatFailures.recordSuccess(key, password);
@@ -111,8 +111,7 @@ export class Authenticator {
       this.counters.ok++;
       if (verbose) {
         this.options.log.debug(`${where()}: found with valid passwd`);
-        const remote = key.remote && key.remote.length > 0 ? ` [remote=${printable(key.remote)}]` : '';
-        this.options.log.debug(`auth success (cached): ${fields()}${remote}`);
+        this.options.log.debug(`auth success (cached): ${fields()}`);
         this.options.log.debug('response: OK');
       }
       return true;
