@@ -12,6 +12,8 @@ export interface Deadlines {
   readonly jobTimeoutMs: number;
   /** SIGTERM → exit: how long in-flight requests may still finish. */
   readonly shutdownTimeoutMs: number;
+  /** A worker beyond --idle-workers that ran no job for this long stops. */
+  readonly workerIdleTimeoutMs: number;
 }
 
 export interface Limits {
@@ -43,6 +45,11 @@ export interface Config {
   readonly runDirectory: string;
   /** `-n`: worker processes; 0 = a fresh worker per request. */
   readonly workers: number;
+  /**
+   * `--idle-workers`: workers kept started when there is no work (at most `workers`). The
+   * others start when requests wait and exit after a while without any (workers/pool.ts).
+   */
+  readonly idleWorkers: number;
   /** `-r` */
   readonly appendRealm: boolean;
   /** `-d` or `-f`: stay in the foreground. */
@@ -68,6 +75,8 @@ export const DEFAULT_DEADLINES: Deadlines = {
   drainTimeoutMs: 10_000,
   jobTimeoutMs: 30_000,
   shutdownTimeoutMs: 10_000,
+  // A minute: a steady trickle of logins keeps the extra workers; an idle night frees them.
+  workerIdleTimeoutMs: 60_000,
 };
 
 export const DEFAULT_LIMITS: Limits = {

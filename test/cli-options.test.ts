@@ -72,6 +72,15 @@ test('deadline and limit options', () => {
   assert.equal(printed(['-a', 'pam', '--job-timeout', '3000000000']).exitCode, 1, 'beyond what a timer can wait');
 });
 
+test('--idle-workers: all -n workers by default, at most -n, at least 1', () => {
+  assert.equal(config(['-a', 'pam', '-n', '4']).idleWorkers, 4);
+  assert.equal(config(['-a', 'pam', '-n', '4', '--idle-workers', '2']).idleWorkers, 2);
+  assert.equal(config(['-a', 'pam', '-n', '4', '--idle-workers', '9']).idleWorkers, 4);
+  assert.equal(config(['-a', 'pam', '--worker-idle-timeout', '5000']).deadlines.workerIdleTimeoutMs, 5000);
+  assert.equal(printed(['-a', 'pam', '--idle-workers', '0']).exitCode, 1);
+  assert.equal(printed(['-a', 'pam', '--worker-idle-timeout', '0']).exitCode, 1);
+});
+
 test("the original's fatal messages, exit 1", () => {
   const cases: [string[], RegExp][] = [
     [['-a', 'pam', '-m', 'relative/dir'], /:-m requires an absolute pathname\n$/],

@@ -1,8 +1,8 @@
 /**
  * Deadlines and bounds: the read and drain deadlines close stuck clients, past the
  * connection or queue bound a client gets an immediate NO (never a silent drop or a hang),
- * workers are recycled after --max-jobs-per-worker, and -n 0 runs each request in a fresh
- * worker process.
+ * workers are recycled after --max-jobs-per-worker, -n 0 runs each request in a fresh
+ * worker process, and --idle-workers keeps only that many workers started without work.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -162,6 +162,27 @@ test('-n 0: every request runs in a fresh worker process; none stays resident', 
     assert.equal(await ask(daemon.socket, 'good', PASSWORD, 'who', 'r0'), 'OK');
     assert.equal(readFileSync(pidLog, 'utf8').trim().split('\n').length, 4, 'served from the cache');
     await eventually(() => childPids(daemon.pid).length === 0, 'one-shot workers exited');
+  } finally {
+    await daemon.dispose();
+  }
+});
+
+test('--idle-workers: the other -n workers start when requests wait and stop after --worker-idle-timeout', async () => {
+  const daemon = await Daemon.start({
+    env: pam.env,
+    args: ['-n', '3', '--idle-workers', '1', '--worker-idle-timeout', '800'],
+  });
+  try {
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.equal(childPids(daemon.pid).length, 1, 'one worker while there is no work');
+    // Three slow requests at once: two of them wait, so two more workers start.
+    const slow = Array.from({ length: 3 }, () => ask(daemon.socket, 'good', PASSWORD, 'slow', ''));
+    await eventually(() => childPids(daemon.pid).length === 3, 'three workers while requests wait');
+    assert.deepEqual(await Promise.all(slow), ['OK', 'OK', 'OK']);
+    await eventually(() => childPids(daemon.pid).length === 1, 'back to one worker once idle', 5_000);
+    await daemon.waitForLog(/worker \d+ idle for \d+ s: stopped/);
+    assert.equal(await ask(daemon.socket, 'good', PASSWORD, 'imap', ''), 'OK');
+    assert.doesNotMatch(daemon.logs, /exited \(|died during/, 'stopping idle workers is not a crash');
   } finally {
     await daemon.dispose();
   }

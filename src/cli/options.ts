@@ -86,6 +86,10 @@ export function extendedUsageText(): string {
   --max-connections <n>       Open client connections (default ${DEFAULT_LIMITS.maxConnections}).
   --max-queue <n>             Requests waiting for a worker (default ${DEFAULT_LIMITS.maxQueuedJobs}).
   --max-jobs-per-worker <n>   Recycle a worker after n requests, 0 = never (default ${DEFAULT_LIMITS.maxJobsPerWorker}).
+  --idle-workers <n>          Workers kept started without work; the other -n workers start
+                              when requests wait (default: all, as the original).
+  --worker-idle-timeout <ms>  How long such an extra worker may go without a request before
+                              it stops (default ${DEFAULT_DEADLINES.workerIdleTimeoutMs}).
 `;
 }
 
@@ -162,7 +166,9 @@ function buildProgram(): Command {
     .option('--shutdown-timeout <ms>', '', positiveMs('--shutdown-timeout'))
     .option('--max-connections <n>', '', count('--max-connections', false))
     .option('--max-queue <n>', '', count('--max-queue', false))
-    .option('--max-jobs-per-worker <n>', '', count('--max-jobs-per-worker', true));
+    .option('--max-jobs-per-worker <n>', '', count('--max-jobs-per-worker', true))
+    .option('--idle-workers <n>', '', count('--idle-workers', false))
+    .option('--worker-idle-timeout <ms>', '', positiveMs('--worker-idle-timeout'));
 }
 
 interface RawOptions {
@@ -188,6 +194,8 @@ interface RawOptions {
   maxConnections?: number;
   maxQueue?: number;
   maxJobsPerWorker?: number;
+  idleWorkers?: number;
+  workerIdleTimeout?: number;
 }
 
 /** Exit status of a command line the daemon cannot run with (the original exits 0; see README). */
@@ -223,6 +231,7 @@ export function parseCommandLine(argv: readonly string[]): ParsedCommandLine {
     mechOption: raw.O,
     runDirectory: raw.m ?? DEFAULT_RUN_DIRECTORY,
     workers: raw.n ?? DEFAULT_WORKERS,
+    idleWorkers: Math.min(raw.idleWorkers ?? Infinity, raw.n ?? DEFAULT_WORKERS),
     appendRealm: raw.r === true,
     foreground: raw.d === true || raw.f === true,
     debugFormat: raw.d === true,
@@ -234,6 +243,7 @@ export function parseCommandLine(argv: readonly string[]): ParsedCommandLine {
       drainTimeoutMs: raw.drainTimeout ?? DEFAULT_DEADLINES.drainTimeoutMs,
       jobTimeoutMs: raw.jobTimeout ?? DEFAULT_DEADLINES.jobTimeoutMs,
       shutdownTimeoutMs: raw.shutdownTimeout ?? DEFAULT_DEADLINES.shutdownTimeoutMs,
+      workerIdleTimeoutMs: raw.workerIdleTimeout ?? DEFAULT_DEADLINES.workerIdleTimeoutMs,
     },
     limits: {
       maxConnections: raw.maxConnections ?? DEFAULT_LIMITS.maxConnections,

@@ -3,12 +3,13 @@
  * `NO server busy`), serves each one (connection.ts), and counts requests in flight so a
  * shutdown can wait for them.
  */
-import type { Socket } from 'node:net';
 import type { Config } from '../config.js';
 import type { Logger } from '../log/logger.js';
 import { POOL_REPLY } from '../workers/pool.js';
+import { closeFd } from '../native/posix-sockets.js';
 import type { Authenticator } from './authenticator.js';
-import { refuseConnection, serveConnection } from './connection.js';
+import { ClientConnection, type ConnectionContext } from './connection.js';
+import type { SocketPoller } from '../native/socket-poller.js';
 
 /** A refused client gets this long to read its `NO` and close. */
 const REFUSAL_DRAIN_MS = 1_000;
@@ -16,7 +17,7 @@ const REFUSAL_DRAIN_MS = 1_000;
 const REFUSAL_LOG_PERIOD_MS = 1_000;
 
 export class FrontDoor {
-  readonly open = new Set<Socket>();
+  readonly open = new Set<ClientConnection>();
   private answering = 0;
   /** Refused connections still draining. */
   private refusing = 0;
@@ -24,42 +25,54 @@ export class FrontDoor {
   private refused = 0;
   private refusalLogTimer: NodeJS.Timeout | undefined;
   private whenQuiet: (() => void) | undefined;
+  private readonly served: ConnectionContext;
+  private readonly refusals: ConnectionContext;
 
   constructor(
     private readonly config: Config,
     private readonly log: Logger,
     private readonly authenticator: Authenticator,
-  ) {}
+    poller: SocketPoller,
+  ) {
+    const answer = async (request: Parameters<Authenticator['authenticate']>[0]): Promise<string> => {
+      this.answering++;
+      try {
+        return await this.authenticator.authenticate(request);
+      } finally {
+        this.answering--;
+        if (this.answering === 0) this.whenQuiet?.();
+      }
+    };
+    const base = { poller, deadlines: config.deadlines, log, answer };
+    this.served = { ...base, onClosed: (connection) => this.open.delete(connection) };
+    this.refusals = { ...base, onClosed: () => this.refusing-- };
+  }
 
-  accept(socket: Socket): void {
+  /** Takes a freshly accepted descriptor. */
+  accept(fd: number): void {
     const limit = this.config.limits.maxConnections;
     if (this.open.size >= limit) {
       this.refused++;
       if (this.refusing >= limit) {
-        socket.destroy(); // a flood: refusals are bounded too, so descriptors stay bounded
+        closeFd(fd); // a flood: refusals are bounded too, so descriptors stay bounded
       } else {
         this.refusing++;
-        socket.on('close', () => this.refusing--);
-        refuseConnection(socket, POOL_REPLY.busy, Math.min(REFUSAL_DRAIN_MS, this.config.deadlines.drainTimeoutMs));
+        new ClientConnection(fd, this.refusals).refuse(
+          POOL_REPLY.busy,
+          Math.min(REFUSAL_DRAIN_MS, this.config.deadlines.drainTimeoutMs),
+        );
       }
       this.reportRefusals();
       return;
     }
-    this.open.add(socket);
-    socket.on('close', () => this.open.delete(socket));
-    serveConnection(socket, {
-      deadlines: this.config.deadlines,
-      log: this.log,
-      answer: async (request) => {
-        this.answering++;
-        try {
-          return await this.authenticator.authenticate(request);
-        } finally {
-          this.answering--;
-          if (this.answering === 0) this.whenQuiet?.();
-        }
-      },
-    });
+    const connection = new ClientConnection(fd, this.served);
+    this.open.add(connection);
+    connection.serve();
+  }
+
+  /** Closes every connection still open (the end of a shutdown). */
+  closeAll(): void {
+    for (const connection of this.open) connection.close();
   }
 
   /** Logs refusals at most once per period, so a flood of clients cannot flood the log. */

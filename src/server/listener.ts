@@ -2,11 +2,16 @@
  * The Unix socket `<run dir>/mux`. Mode 0777 like the original: access control is the
  * directory's job (Debian: root:sasl 0710). A socket file left by a crash is replaced; one
  * that still answers belongs to a live daemon and is left alone.
+ *
+ * Connections are accepted with accept4(2) straight from the socket poller (see
+ * native/posix-sockets.ts for why not node:net) and handed over as bare descriptors.
  */
 import { chmodSync, lstatSync, unlinkSync } from 'node:fs';
-import { createServer, type Server, type Socket } from 'node:net';
+import { constants } from 'node:os';
+import { EAGAIN, EPOLLIN, acceptConnection, closeFd, errnoName, listenUnix } from '../native/posix-sockets.js';
 import { StartupError } from './run-directory.js';
 import { ALREADY_RUNNING, socketAnswers } from './instance-lock.js';
+import type { SocketPoller } from '../native/socket-poller.js';
 
 /**
  * listen(2) backlog (the kernel caps it at net.core.somaxconn, 4096 on Debian 12). The
@@ -16,32 +21,74 @@ import { ALREADY_RUNNING, socketAnswers } from './instance-lock.js';
 const SOCKET_BACKLOG = 4096;
 /** Unix socket paths are limited by sun_path (108 bytes with the terminating NUL). */
 const MAX_SOCKET_PATH_BYTES = 107;
+/** Accepts per readiness report: later connections wait one event-loop turn, not forever. */
+const MAX_ACCEPTS_PER_TURN = 64;
+/** Out of descriptors: accepting pauses this long (the backlog holds the clients meanwhile). */
+const ACCEPT_PAUSE_MS = 100;
+/** accept4 failures that concern one connection only; the next accept may succeed. */
+const TRANSIENT_ACCEPT_ERRORS = new Set([constants.errno.ECONNABORTED, constants.errno.EINTR, constants.errno.EPROTO]);
+
+export interface Listener {
+  /** Stops accepting and closes the socket (the file stays; the primary removes it). */
+  close(): void;
+}
 
 export async function listenOnSocket(
   path: string,
-  onConnection: (socket: Socket) => void,
-  onAcceptError: (error: NodeJS.ErrnoException) => void,
-): Promise<Server> {
+  poller: SocketPoller,
+  onConnection: (fd: number) => void,
+  onAcceptError: (code: string) => void,
+): Promise<Listener> {
   if (Buffer.byteLength(path) > MAX_SOCKET_PATH_BYTES) {
     throw new StartupError([`could not bind to socket: ${path}`, `socket path longer than ${MAX_SOCKET_PATH_BYTES} bytes`], 1);
   }
   await removeStaleSocket(path);
-  const server = createServer({ allowHalfOpen: true, pauseOnConnect: false }, onConnection);
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', (error: NodeJS.ErrnoException) =>
-      reject(new StartupError([`could not bind to socket: ${path}`, `bind: ${error.message}`], 1)),
-    );
-    server.listen({ path, backlog: SOCKET_BACKLOG }, () => resolve());
-  });
-  // After listen, errors are accept failures (EMFILE, ENFILE…): log them, keep serving.
-  server.on('error', onAcceptError);
+  let fd: number;
+  try {
+    fd = listenUnix(path, SOCKET_BACKLOG);
+  } catch (error) {
+    throw new StartupError([`could not bind to socket: ${path}`, (error as Error).message], 1);
+  }
   try {
     chmodSync(path, 0o777);
   } catch (error) {
-    server.close();
+    closeFd(fd);
+    unlinkSync(path);
     throw new StartupError([`could not chmod socket: ${path}`, `chmod: ${(error as Error).message}`], 1);
   }
-  return server;
+
+  let closed = false;
+  let pauseTimer: NodeJS.Timeout | undefined;
+  const acceptWaiting = (): void => {
+    for (let i = 0; i < MAX_ACCEPTS_PER_TURN; i++) {
+      const connection = acceptConnection(fd);
+      if (connection >= 0) {
+        onConnection(connection);
+        continue;
+      }
+      if (connection === -EAGAIN) return;
+      if (TRANSIENT_ACCEPT_ERRORS.has(-connection)) continue;
+      // EMFILE, ENFILE, ENOBUFS, ENOMEM: the socket stays readable, so polling it now would spin.
+      onAcceptError(errnoName(-connection));
+      poller.unwatch(fd);
+      pauseTimer = setTimeout(() => {
+        pauseTimer = undefined;
+        if (!closed) poller.watch(fd, EPOLLIN, acceptWaiting);
+      }, ACCEPT_PAUSE_MS);
+      return;
+    }
+  };
+  poller.watch(fd, EPOLLIN, acceptWaiting);
+
+  return {
+    close(): void {
+      if (closed) return;
+      closed = true;
+      clearTimeout(pauseTimer);
+      poller.unwatch(fd);
+      closeFd(fd);
+    },
+  };
 }
 
 async function removeStaleSocket(path: string): Promise<void> {

@@ -7,7 +7,6 @@
  * nothing behind (the lock and pid file are released).
  */
 import { lstatSync, unlinkSync } from 'node:fs';
-import type { Server } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import type { Config } from '../config.js';
 import type { Logger } from '../log/logger.js';
@@ -19,7 +18,8 @@ import { CredentialCache } from './credential-cache.js';
 import { statusLine } from './status.js';
 import { FrontDoor } from './front-door.js';
 import { acquireInstanceLock, type InstanceLock } from './instance-lock.js';
-import { listenOnSocket } from './listener.js';
+import { listenOnSocket, type Listener } from './listener.js';
+import { SocketPoller } from '../native/socket-poller.js';
 import { StartupError, ensureRunDirectory, runFiles } from './run-directory.js';
 
 const WORKER_SCRIPT = fileURLToPath(new URL('../workers/worker-main.js', import.meta.url));
@@ -59,8 +59,13 @@ export async function startPrimary(config: Config, log: Logger): Promise<Running
       throw new StartupError([`failed to initialize mechanism ${factory.name}`, (error as Error).message], 1);
     }
 
+    const poller = new SocketPoller((message) => log.error(message));
+    cleanups.push(() => poller.stop());
     const pool = new WorkerPool({
+      poller,
       size: config.workers,
+      idleWorkers: config.idleWorkers,
+      workerIdleTimeoutMs: config.deadlines.workerIdleTimeoutMs,
       workerScript: WORKER_SCRIPT,
       settings: {
         mechanism: factory.name,
@@ -96,11 +101,12 @@ export async function startPrimary(config: Config, log: Logger): Promise<Running
       runJob: (job, lane) => pool.submit(job, lane),
       cache,
     });
-    const front = new FrontDoor(config, log, authenticator);
+    const front = new FrontDoor(config, log, authenticator, poller);
     const server = await listenOnSocket(
       files.socket,
-      (socket) => front.accept(socket),
-      (error) => log.error(`socket accept failure: ${error.code ?? error.message}`),
+      poller,
+      (fd) => front.accept(fd),
+      (code) => log.error(`socket accept failure: ${code}`),
     );
     cleanups.push(() => server.close());
 
@@ -116,7 +122,7 @@ export async function startPrimary(config: Config, log: Logger): Promise<Running
         stopping = true;
         notifySystemd({ STOPPING: 1, STATUS: `${signal} received: shutting down` });
         log.debug(`${signal} received: shutting down`);
-        void shutdown(server, front, authenticator, pool, lock, files, config, log).then(resolve);
+        void shutdown(server, poller, front, authenticator, pool, lock, files, config, log).then(resolve);
       };
       process.on('SIGTERM', () => stop('SIGTERM'));
       process.on('SIGINT', () => stop('SIGINT'));
@@ -147,7 +153,8 @@ export async function startPrimary(config: Config, log: Logger): Promise<Running
 }
 
 async function shutdown(
-  server: Server,
+  server: Listener,
+  poller: SocketPoller,
   front: FrontDoor,
   authenticator: Authenticator,
   pool: WorkerPool,
@@ -162,7 +169,8 @@ async function shutdown(
   const deadline = Date.now() + config.deadlines.shutdownTimeoutMs;
   await front.quiet(config.deadlines.shutdownTimeoutMs);
   await pool.stop(Math.max(0, deadline - Date.now()), deadline);
-  for (const socket of front.open) socket.destroySoon();
+  front.closeAll();
+  poller.stop();
   removeIfSame(files.socket, socketInode);
   lock.release(); // removes the pid file too
   log.debug(`pid file removed: ${files.pidFile}`);
@@ -185,7 +193,7 @@ function removeIfSame(path: string, inode: number | undefined): void {
     try {
       unlinkSync(path);
     } catch {
-      // already gone: libuv unlinks the path it bound when the server closes
+      // already gone
     }
   }
 }

@@ -1,6 +1,7 @@
 /**
  * The worker pool: N preforked worker processes, a FIFO of jobs, and the rules that make it
- * hold up where the C daemon does not.
+ * hold up where the C daemon does not. With --idle-workers below N, only that many stay
+ * started without work: the others start when jobs wait and exit after a minute idle.
  *   - A job goes only to an idle worker (the C daemon's accept lock gives the same property).
  *   - Every job has one deadline, from submission: queued or running, its client gets an
  *     answer by then. A worker still running a job at the deadline is killed and replaced.
@@ -9,7 +10,9 @@
  *   - `-n 0`: no resident workers; a fresh worker per job, retired after it (the C daemon's
  *     fork-per-connection mode), with a cap on how many run at once.
  */
+import type { SocketPoller } from '../native/socket-poller.js';
 import type { Logger } from '../log/logger.js';
+import { monotonicMs } from '../server/monotonic-clock.js';
 import type { WorkerSettings } from './worker-settings.js';
 import { serializeWorkerSettings } from './worker-settings.js';
 import { WorkerProcess } from './worker-process.js';
@@ -43,6 +46,10 @@ export interface JobOutcome {
 export interface PoolOptions {
   /** Resident workers (`-n`); 0 = a fresh worker per job. */
   readonly size: number;
+  /** Workers kept started without work (≤ size); the others start on demand. */
+  readonly idleWorkers: number;
+  /** An on-demand worker without a job for this long stops. */
+  readonly workerIdleTimeoutMs: number;
   readonly workerScript: string;
   readonly settings: WorkerSettings;
   /** Deadline of a job from submission to answer. */
@@ -54,6 +61,8 @@ export interface PoolOptions {
   /** With size 0: how many one-job workers may run at once. */
   readonly maxPerRequestWorkers: number;
   readonly log: Logger;
+  /** Where the workers' channels are watched (the front door's poller). */
+  readonly poller: SocketPoller;
 }
 
 export interface PoolStats {
@@ -84,6 +93,8 @@ const REPEAT_QUEUE_SHARE = 4;
 const MAX_REPEAT_WORKERS = 1;
 /** A worker not ready by then (a mechanism stuck in its setup) is killed and counts as a start failure. */
 const WORKER_START_DEADLINE_MS = 30_000;
+/** Idle workers are looked at for retirement this many times per --worker-idle-timeout. */
+const IDLE_SWEEPS_PER_TIMEOUT = 4;
 /** How long stopped workers get to exit after their channel is closed, before SIGKILL. */
 const WORKER_EXIT_GRACE_MS = 2_000;
 
@@ -94,6 +105,8 @@ interface Slot {
   jobsDone: number;
   /** Retire once the running job is done (recycle()). */
   recycleAfterJob: boolean;
+  /** monotonicMs() when it last became idle. */
+  idleSince: number;
 }
 
 interface QueuedJob {
@@ -117,6 +130,7 @@ export class WorkerPool {
   private startFailures = 0;
   private spawnPausedUntil = 0;
   private spawnTimer: NodeJS.Timeout | undefined;
+  private idleSweepTimer: NodeJS.Timeout | undefined;
   private whenIdle: (() => void) | undefined;
   private readonly settingsJson: string;
   private counters = { respawns: 0, timeouts: 0, crashes: 0 };
@@ -128,7 +142,7 @@ export class WorkerPool {
 
   constructor(private readonly options: PoolOptions) {
     this.settingsJson = serializeWorkerSettings(options.settings);
-    this.initialSpawnsLeft = options.size;
+    this.initialSpawnsLeft = Math.min(options.idleWorkers, options.size);
     this.maxQueuedRepeats = Math.max(1, Math.floor(options.maxQueuedJobs / REPEAT_QUEUE_SHARE));
   }
 
@@ -150,6 +164,11 @@ export class WorkerPool {
       first.worker.once('ready', () => {
         this.starting = false;
         this.ensureCapacity();
+        if (this.options.idleWorkers < this.options.size) {
+          const period = Math.ceil(this.options.workerIdleTimeoutMs / IDLE_SWEEPS_PER_TIMEOUT);
+          this.idleSweepTimer = setInterval(() => this.retireIdleExtras(), period);
+          this.idleSweepTimer.unref();
+        }
         resolve();
       });
       first.worker.once('failed', (reason) => fail(new Error(reason)));
@@ -225,6 +244,7 @@ export class WorkerPool {
     }
     this.stopped = true;
     clearTimeout(this.spawnTimer);
+    clearInterval(this.idleSweepTimer);
     for (const queued of [...this.queue, ...this.repeatQueue]) this.settle(queued, poolAnswer(POOL_REPLY.shuttingDown));
     this.queue = [];
     this.repeatQueue = [];
@@ -294,12 +314,28 @@ export class WorkerPool {
     while (this.activeSlots() < wanted) this.spawn();
   }
 
+  /** -n N: the idle workers, plus one per waiting or running job, up to N. -n 0: one per job. */
   private wantedWorkers(): number {
-    if (this.options.size > 0) return this.options.size;
+    const { size, idleWorkers } = this.options;
+    if (size > 0 && idleWorkers >= size) return size;
     dropSettled(this.queue);
     dropSettled(this.repeatQueue);
     const repeats = Math.min(this.repeatQueue.length, Math.max(0, MAX_REPEAT_WORKERS - this.busyWith('repeat')));
-    return Math.min(this.queue.length + repeats + this.busyCount(), this.options.maxPerRequestWorkers);
+    const demand = this.queue.length + repeats + this.busyCount();
+    if (size > 0) return Math.min(size, Math.max(idleWorkers, demand));
+    return Math.min(demand, this.options.maxPerRequestWorkers);
+  }
+
+  /** Workers beyond --idle-workers that had no job for --worker-idle-timeout exit. */
+  private retireIdleExtras(): void {
+    const now = monotonicMs();
+    // this.idle is a stack: the front holds the workers idle the longest.
+    while (this.activeSlots() > this.options.idleWorkers && this.idle.length > 0) {
+      const longestIdle = this.idle[0]!;
+      if (now - longestIdle.idleSince < this.options.workerIdleTimeoutMs) return;
+      this.options.log.debug(`worker ${longestIdle.worker.pid} idle for ${Math.round((now - longestIdle.idleSince) / 1000)} s: stopped`);
+      this.retire(longestIdle);
+    }
   }
 
   private busyCount(): number {
@@ -318,8 +354,8 @@ export class WorkerPool {
   private spawn(): Slot {
     if (this.initialSpawnsLeft > 0) this.initialSpawnsLeft--;
     else this.counters.respawns++;
-    const worker = new WorkerProcess(this.options.workerScript, this.settingsJson);
-    const slot: Slot = { worker, state: 'starting', job: undefined, jobsDone: 0, recycleAfterJob: false };
+    const worker = new WorkerProcess(this.options.workerScript, this.settingsJson, this.options.poller);
+    const slot: Slot = { worker, state: 'starting', job: undefined, jobsDone: 0, recycleAfterJob: false, idleSince: 0 };
     this.slots.add(slot);
     const startTimer = setTimeout(() => {
       if (slot.state !== 'starting') return;
@@ -350,6 +386,7 @@ export class WorkerPool {
   private makeIdle(slot: Slot): void {
     if (this.stopped || slot.state === 'retiring') return;
     slot.state = 'idle';
+    slot.idleSince = monotonicMs();
     this.idle.push(slot);
     this.dispatch();
   }

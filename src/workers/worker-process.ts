@@ -5,8 +5,19 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { EventEmitter } from 'node:events';
-import type { Socket } from 'node:net';
 import { selfCommand } from '../native/self-exec.js';
+import {
+  EAGAIN,
+  EPOLLIN,
+  EPOLLOUT,
+  closeFd,
+  readInto,
+  sendSome,
+  setNonBlocking,
+  shutdownWrite,
+  socketPair,
+} from '../native/posix-sockets.js';
+import type { SocketPoller } from '../native/socket-poller.js';
 import { FrameReader, FrameType, decodeResult, encodeJob, type JobFrame, type ResultFrame } from './channel.js';
 
 export interface WorkerProcessEvents {
@@ -16,49 +27,54 @@ export interface WorkerProcessEvents {
   exit: [code: number | null, signal: NodeJS.Signals | null];
 }
 
+/** Read size on the primary's end of a channel: results are a few dozen bytes each. */
+const CHANNEL_READ_BYTES = 4096;
+const channelChunk = Buffer.alloc(CHANNEL_READ_BYTES);
+
 export class WorkerProcess extends EventEmitter<WorkerProcessEvents> {
   readonly pid: number;
   private readonly child: ChildProcess | undefined;
-  private readonly channel: Socket | undefined;
+  /** Our end of the channel (the worker's fd 3), non-blocking, on the socket poller; -1 when none. */
+  private channelFd = -1;
+  /** Frames the kernel did not take yet (a worker that stopped reading). */
+  private unsent: Buffer[] = [];
+  private readonly reader = new FrameReader();
+  /** EPOLLOUT is being watched (only while frames wait for room). */
+  private waitingForRoom = false;
   private exited = false;
 
-  constructor(script: string, settingsJson: string) {
+  constructor(
+    script: string,
+    settingsJson: string,
+    private readonly poller: SocketPoller,
+  ) {
     super();
     const self = selfCommand('worker', script, [settingsJson]);
     let child: ChildProcess | undefined;
+    let workerEnd = -1;
     try {
+      const [ours, theirs] = socketPair();
+      this.channelFd = ours;
+      workerEnd = theirs;
       child = spawn(self.command, self.args, {
-        stdio: ['ignore', 'inherit', 'inherit', 'pipe'],
+        stdio: ['ignore', 'inherit', 'inherit', workerEnd],
         env: { ...process.env, ...self.env },
       });
     } catch {
-      child = undefined; // ENOMEM, EAGAIN…: reported below as a worker that exited at once
+      child = undefined; // EMFILE, ENOMEM, EAGAIN…: reported below as a worker that exited at once
     }
-    const channel = child?.stdio[3] as Socket | undefined;
+    if (workerEnd >= 0) closeFd(workerEnd); // the worker has its own copy (or none)
     this.pid = child?.pid ?? -1;
-    if (!child || !channel) {
-      // Out of file descriptors (EMFILE) leaves no stdio: a start failure, not a crash of
-      // the primary; the pool retries with a backoff.
-      this.child = undefined;
-      this.channel = undefined;
+    if (!child || this.pid < 0 || setNonBlocking(this.channelFd) < 0 || !this.poller.watch(this.channelFd, EPOLLIN, this.onChannelReady)) {
+      // Out of file descriptors leaves no channel: a start failure, not a crash of the
+      // primary; the pool retries with a backoff.
       child?.on('error', () => {});
+      child?.kill('SIGKILL');
+      this.child = undefined;
       setImmediate(() => this.onExit(null, null));
       return;
     }
     this.child = child;
-    this.channel = channel;
-    const reader = new FrameReader();
-    channel.on('data', (chunk: Buffer) => {
-      let frames: { type: number; payload: Buffer }[];
-      try {
-        frames = [...reader.push(chunk)];
-      } catch {
-        this.kill('SIGKILL'); // a worker that speaks garbage cannot be trusted with a reply
-        return;
-      }
-      for (const frame of frames) this.onFrame(frame.type, frame.payload);
-    });
-    channel.on('error', () => {}); // the exit event tells the story
     child.on('error', () => this.onExit(null, null));
     child.on('exit', (code, signal) => this.onExit(code, signal));
   }
@@ -66,8 +82,12 @@ export class WorkerProcess extends EventEmitter<WorkerProcessEvents> {
   /** Hands a job to the worker. The frame holding the password is zeroed once written. */
   send(job: JobFrame): void {
     const frame = encodeJob(job);
-    if (this.channel) this.channel.write(frame, () => frame.fill(0));
-    else frame.fill(0); // no worker: its exit event answers the job
+    if (this.channelFd < 0) {
+      frame.fill(0); // no worker: its exit event answers the job
+      return;
+    }
+    this.unsent.push(frame);
+    if (this.unsent.length === 1) this.flush();
   }
 
   get alive(): boolean {
@@ -80,7 +100,53 @@ export class WorkerProcess extends EventEmitter<WorkerProcessEvents> {
 
   /** Asks the worker to exit once idle: it exits at EOF on its channel (worker-main.ts). */
   close(): void {
-    this.channel?.end();
+    if (this.channelFd >= 0) shutdownWrite(this.channelFd);
+  }
+
+  private readonly onChannelReady = (mask: number): void => {
+    if (mask & EPOLLOUT) this.flush();
+    this.readResults();
+  };
+
+  private flush(): void {
+    while (this.unsent.length > 0) {
+      const frame = this.unsent[0]!;
+      const sent = sendSome(this.channelFd, frame);
+      if (sent === -EAGAIN || (sent >= 0 && sent < frame.length)) {
+        if (sent > 0) this.unsent[0] = frame.subarray(sent);
+        if (!this.waitingForRoom) this.poller.change(this.channelFd, EPOLLIN | EPOLLOUT);
+        this.waitingForRoom = true;
+        return;
+      }
+      frame.fill(0);
+      this.unsent.shift();
+      if (sent < 0) {
+        this.kill('SIGKILL'); // the channel is broken: the exit event answers the job
+        return;
+      }
+    }
+    if (this.waitingForRoom) this.poller.change(this.channelFd, EPOLLIN);
+    this.waitingForRoom = false;
+  }
+
+  private readResults(): void {
+    for (;;) {
+      const count = readInto(this.channelFd, channelChunk);
+      if (count === -EAGAIN) return;
+      if (count <= 0) {
+        // EOF or an error: the worker is gone or going; its exit event tells the story.
+        this.poller.unwatch(this.channelFd);
+        return;
+      }
+      let frames: { type: number; payload: Buffer }[];
+      try {
+        frames = [...this.reader.push(Buffer.from(channelChunk.subarray(0, count)))];
+      } catch {
+        this.kill('SIGKILL'); // a worker that speaks garbage cannot be trusted with a reply
+        return;
+      }
+      for (const frame of frames) this.onFrame(frame.type, frame.payload);
+    }
   }
 
   private onFrame(type: number, payload: Buffer): void {
@@ -92,7 +158,13 @@ export class WorkerProcess extends EventEmitter<WorkerProcessEvents> {
   private onExit(code: number | null, signal: NodeJS.Signals | null): void {
     if (this.exited) return;
     this.exited = true;
-    this.channel?.destroy();
+    if (this.channelFd >= 0) {
+      this.poller.unwatch(this.channelFd);
+      closeFd(this.channelFd);
+      this.channelFd = -1;
+    }
+    for (const frame of this.unsent) frame.fill(0);
+    this.unsent = [];
     this.emit('exit', code, signal);
   }
 }
