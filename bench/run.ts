@@ -109,6 +109,9 @@ async function measureFloor(tools: Tools, durations: Durations): Promise<Record<
   return floor;
 }
 
+/** Our daemon's lean idle configuration, measured beside the default full pool. */
+export const ON_DEMAND_ARGS = ['--idle-workers', '1'];
+
 function median(values: readonly number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.floor((sorted.length - 1) / 2)]!;
@@ -127,7 +130,15 @@ async function measureProcess(kind: DaemonKind, world: MatrixWorld, options: Opt
     await daemon.stop();
   }
   progress(`${kind.padEnd(4)} startup ${median(startupMs).toFixed(0)} ms, idle RSS ${idle.rssMb.toFixed(0)} MB`);
-  return { startupMs, startupMedianMs: median(startupMs), idleRssMb: idle.rssMb, idlePssMb: idle.pssMb };
+  const figures = { startupMs, startupMedianMs: median(startupMs), idleRssMb: idle.rssMb, idlePssMb: idle.pssMb };
+  if (kind === 'c') return figures;
+  // Ours can keep fewer workers started while idle; the others start on demand.
+  const onDemand = await RunningDaemon.start({ kind, workers: options.workers, extraArgs: ON_DEMAND_ARGS, env: world.env(kind) });
+  await sleep(IDLE_SETTLE_MS);
+  const lean = memoryOf(onDemand.pids());
+  await onDemand.stop();
+  progress(`ours ${ON_DEMAND_ARGS.join(' ')}: idle RSS ${lean.rssMb.toFixed(0)} MB`);
+  return { ...figures, onDemandIdleRssMb: lean.rssMb, onDemandIdlePssMb: lean.pssMb };
 }
 
 /** Runs one load against a daemon, sampling its memory and CPU during the measured window. */

@@ -188,6 +188,24 @@ test('--idle-workers: the other -n workers start when requests wait and stop aft
   }
 });
 
+test('out of descriptors: accepting pauses with a rate-limited log line, and resumes when descriptors free up', async () => {
+  // A hard limit the daemon cannot raise: a few dozen descriptors beyond its own.
+  const daemon = await Daemon.start({ env: pam.env, args: ['-n', '1', '--read-timeout', '60000'], wrap: ['prlimit', '--nofile=64:64', '--'] });
+  const idle: Socket[] = [];
+  try {
+    for (let i = 0; i < 100; i++) idle.push(await idleConnection(daemon.socket));
+    await daemon.waitForLog(/socket accept failure: EMFILE/);
+    await new Promise((resolve) => setTimeout(resolve, 1_500));
+    const lines = daemon.logs.split('\n').filter((line) => line.includes('socket accept failure'));
+    assert.ok(lines.length <= 3, `${lines.length} accept failure lines in ~1.5 s`);
+    for (const socket of idle.splice(0)) socket.destroy();
+    assert.equal(await ask(daemon.socket, 'good', PASSWORD, 'imap', ''), 'OK');
+  } finally {
+    for (const socket of idle) socket.destroy();
+    await daemon.dispose();
+  }
+});
+
 test('no password used here appears in any log line', () => {
   assertNoSecretsLogged([PASSWORD, 'wrong-password']);
 });

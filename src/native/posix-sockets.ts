@@ -11,7 +11,7 @@
  * Buffers are passed in place (no copy): koffi hands their memory to the kernel directly.
  */
 import koffi from 'koffi';
-import { constants } from 'node:os';
+import { constants, endianness } from 'node:os';
 import { getSystemErrorMap } from 'node:util';
 
 const LIBC = 'libc.so.6';
@@ -39,8 +39,15 @@ const EFD_NONBLOCK = 0o4000;
 /** sizeof(struct sockaddr_un) and the offset of sun_path in it. */
 const SOCKADDR_UN_BYTES = 110;
 const SUN_PATH_OFFSET = 2;
-/** sizeof(struct epoll_event) on x86-64 and arm64 glibc: u32 events, u64 data. */
-export const EPOLL_EVENT_BYTES = process.arch === 'x64' ? 12 : 16;
+/**
+ * struct epoll_event is { u32 events; u64 data }: packed on x86 (12 bytes, data at 4),
+ * naturally aligned elsewhere (16 bytes, data at 8). `data` holds the fd, as a u64 in the
+ * machine's byte order.
+ */
+const EPOLL_PACKED = process.arch === 'x64' || process.arch === 'ia32';
+export const EPOLL_EVENT_BYTES = EPOLL_PACKED ? 12 : 16;
+const EPOLL_DATA_OFFSET = EPOLL_PACKED ? 4 : 8;
+const LITTLE_ENDIAN = endianness() === 'LE';
 
 export const EAGAIN = constants.errno.EAGAIN;
 export const EINTR = constants.errno.EINTR;
@@ -178,8 +185,13 @@ const controlEvent = Buffer.alloc(EPOLL_EVENT_BYTES);
 
 /** epoll_ctl with the fd itself as the event's data; 0 or -errno. */
 export function epollControl(epollFd: number, operation: number, fd: number, events: number): number {
-  controlEvent.writeUInt32LE(events, 0);
-  controlEvent.writeInt32LE(fd, 4);
+  if (LITTLE_ENDIAN) {
+    controlEvent.writeUInt32LE(events, 0);
+    controlEvent.writeBigUInt64LE(BigInt(fd), EPOLL_DATA_OFFSET);
+  } else {
+    controlEvent.writeUInt32BE(events, 0);
+    controlEvent.writeBigUInt64BE(BigInt(fd), EPOLL_DATA_OFFSET);
+  }
   return checked(load().epollCtl(epollFd, operation, fd, controlEvent));
 }
 
@@ -190,8 +202,9 @@ export function epollWaitNow(epollFd: number, events: Buffer): number {
 
 /**
  * Waits on a libuv thread-pool thread, so the event loop runs meanwhile; `done` gets the
- * count of ready events written into `events`, or -errno. `events` must stay untouched
- * until then.
+ * count of ready events written into `events`, or -EINTR for any failure (the errno belongs
+ * to that thread: the caller just polls again). `events` must stay untouched until then.
+ * The wait holds one of libuv's four pool threads; the primary uses no other.
  */
 export function epollWaitInBackground(
   epollFd: number,
@@ -200,14 +213,17 @@ export function epollWaitInBackground(
   done: (count: number) => void,
 ): void {
   load().epollWait.async(epollFd, events, events.length / EPOLL_EVENT_BYTES, timeoutMs, (error: unknown, count: number) =>
-    done(error ? -EINTR : count),
+    done(error || count < 0 ? -EINTR : count),
   );
 }
 
 /** The fd and event mask of the i-th ready event in an epoll_wait buffer. */
 export function readyEvent(events: Buffer, index: number): { fd: number; mask: number } {
   const offset = index * EPOLL_EVENT_BYTES;
-  return { mask: events.readUInt32LE(offset), fd: events.readInt32LE(offset + 4) };
+  // The fd is below 2^31, so its low 32 bits are the whole of it.
+  return LITTLE_ENDIAN
+    ? { mask: events.readUInt32LE(offset), fd: events.readInt32LE(offset + EPOLL_DATA_OFFSET) }
+    : { mask: events.readUInt32BE(offset), fd: events.readInt32BE(offset + EPOLL_DATA_OFFSET + 4) };
 }
 
 /** A non-blocking eventfd, to wake a background epoll_wait. */

@@ -12,7 +12,6 @@
  * never on the event mask alone.
  */
 import {
-  EAGAIN,
   EINTR,
   EPOLLIN,
   EPOLL_CTL_ADD,
@@ -31,6 +30,8 @@ import {
   signalEventFd,
 } from './posix-sockets.js';
 
+/** Pause before polling again when a background wait could not even be queued. */
+const BACKGROUND_RETRY_MS = 100;
 /** Events taken per epoll_wait: enough to amortize the call, few enough to keep turns short. */
 const MAX_EVENTS_PER_TURN = 128;
 
@@ -51,8 +52,25 @@ export class SocketPoller {
 
   constructor(private readonly onFailure: (message: string) => void) {
     epollControl(this.epollFd, EPOLL_CTL_ADD, this.wakeFd, EPOLLIN);
+    this.checkEventLayout();
     this.handlers.set(this.wakeFd, () => void readInto(this.wakeFd, this.wakeScratch));
     this.scheduleTurn();
+  }
+
+  /**
+   * Signals the wake-up eventfd and checks that epoll reports it back under its own fd: a
+   * wrong struct epoll_event layout for this machine fails here, at startup, instead of
+   * dropping every event.
+   */
+  private checkEventLayout(): void {
+    signalEventFd(this.wakeFd);
+    const count = epollWaitNow(this.epollFd, this.eventsNow);
+    readInto(this.wakeFd, this.wakeScratch);
+    const reported = count === 1 ? readyEvent(this.eventsNow, 0) : undefined;
+    if (reported?.fd !== this.wakeFd || (reported.mask & EPOLLIN) === 0) {
+      this.closeSet();
+      throw new Error(`epoll self-test failed on ${process.arch}: events are not decoded as written`);
+    }
   }
 
   /** Starts reporting `mask` events of `fd` to `handler`; false (with the errno logged) if refused. */
@@ -107,16 +125,24 @@ export class SocketPoller {
     }
     if (count < 0 && count !== -EINTR) this.onFailure(`epoll_wait: ${errnoName(-count)}`);
     this.waitingInBackground = true;
-    epollWaitInBackground(this.epollFd, this.eventsInBackground, -1, (ready) => {
+    try {
+      epollWaitInBackground(this.epollFd, this.eventsInBackground, -1, this.afterBackgroundWait);
+    } catch (error) {
+      // koffi could not queue the call (out of memory): poll again shortly rather than stop.
       this.waitingInBackground = false;
-      if (this.stopped) {
-        this.closeSet();
-        return;
-      }
-      if (ready > 0) this.dispatch(this.eventsInBackground, ready);
-      else if (ready < 0 && ready !== -EINTR && ready !== -EAGAIN) this.onFailure(`epoll_wait: ${errnoName(-ready)}`);
-      this.scheduleTurn();
-    });
+      this.onFailure(`epoll_wait in the background: ${(error as Error).message}`);
+      setTimeout(() => this.scheduleTurn(), BACKGROUND_RETRY_MS).unref();
+    }
+  };
+
+  private readonly afterBackgroundWait = (ready: number): void => {
+    this.waitingInBackground = false;
+    if (this.stopped) {
+      this.closeSet();
+      return;
+    }
+    if (ready > 0) this.dispatch(this.eventsInBackground, ready);
+    this.scheduleTurn(); // a failed wait (ready < 0) is simply polled again
   };
 
   private dispatch(events: Buffer, count: number): void {

@@ -20,7 +20,7 @@ export class FrontDoor {
   readonly open = new Set<ClientConnection>();
   private answering = 0;
   /** Refused connections still draining. */
-  private refusing = 0;
+  private readonly refusing = new Set<ClientConnection>();
   /** Refusals since the last log line about them. */
   private refused = 0;
   private refusalLogTimer: NodeJS.Timeout | undefined;
@@ -45,7 +45,7 @@ export class FrontDoor {
     };
     const base = { poller, deadlines: config.deadlines, log, answer };
     this.served = { ...base, onClosed: (connection) => this.open.delete(connection) };
-    this.refusals = { ...base, onClosed: () => this.refusing-- };
+    this.refusals = { ...base, onClosed: (connection) => this.refusing.delete(connection) };
   }
 
   /** Takes a freshly accepted descriptor. */
@@ -53,14 +53,12 @@ export class FrontDoor {
     const limit = this.config.limits.maxConnections;
     if (this.open.size >= limit) {
       this.refused++;
-      if (this.refusing >= limit) {
+      if (this.refusing.size >= limit) {
         closeFd(fd); // a flood: refusals are bounded too, so descriptors stay bounded
       } else {
-        this.refusing++;
-        new ClientConnection(fd, this.refusals).refuse(
-          POOL_REPLY.busy,
-          Math.min(REFUSAL_DRAIN_MS, this.config.deadlines.drainTimeoutMs),
-        );
+        const refusal = new ClientConnection(fd, this.refusals);
+        this.refusing.add(refusal);
+        refusal.refuse(POOL_REPLY.busy, Math.min(REFUSAL_DRAIN_MS, this.config.deadlines.drainTimeoutMs));
       }
       this.reportRefusals();
       return;
@@ -72,7 +70,7 @@ export class FrontDoor {
 
   /** Closes every connection still open (the end of a shutdown). */
   closeAll(): void {
-    for (const connection of this.open) connection.close();
+    for (const connection of [...this.open, ...this.refusing]) connection.close();
   }
 
   /** Logs refusals at most once per period, so a flood of clients cannot flood the log. */

@@ -10,6 +10,7 @@ import { chmodSync, lstatSync, unlinkSync } from 'node:fs';
 import { constants } from 'node:os';
 import { EAGAIN, EPOLLIN, acceptConnection, closeFd, errnoName, listenUnix } from '../native/posix-sockets.js';
 import { StartupError } from './run-directory.js';
+import { monotonicMs } from './monotonic-clock.js';
 import { ALREADY_RUNNING, socketAnswers } from './instance-lock.js';
 import type { SocketPoller } from '../native/socket-poller.js';
 
@@ -25,6 +26,8 @@ const MAX_SOCKET_PATH_BYTES = 107;
 const MAX_ACCEPTS_PER_TURN = 64;
 /** Out of descriptors: accepting pauses this long (the backlog holds the clients meanwhile). */
 const ACCEPT_PAUSE_MS = 100;
+/** At most one log line per this period while accepting keeps failing. */
+const ACCEPT_ERROR_LOG_PERIOD_MS = 1_000;
 /** accept4 failures that concern one connection only; the next accept may succeed. */
 const TRANSIENT_ACCEPT_ERRORS = new Set([constants.errno.ECONNABORTED, constants.errno.EINTR, constants.errno.EPROTO]);
 
@@ -59,6 +62,16 @@ export async function listenOnSocket(
 
   let closed = false;
   let pauseTimer: NodeJS.Timeout | undefined;
+  let lastReported = -Infinity;
+  let unreported = 0;
+  const pauseAccepting = (): void => {
+    poller.unwatch(fd);
+    pauseTimer = setTimeout(() => {
+      pauseTimer = undefined;
+      // Watching again can fail too (ENOMEM): then wait another round, never stop for good.
+      if (!closed && !poller.watch(fd, EPOLLIN, acceptWaiting)) pauseAccepting();
+    }, ACCEPT_PAUSE_MS);
+  };
   const acceptWaiting = (): void => {
     for (let i = 0; i < MAX_ACCEPTS_PER_TURN; i++) {
       const connection = acceptConnection(fd);
@@ -69,12 +82,13 @@ export async function listenOnSocket(
       if (connection === -EAGAIN) return;
       if (TRANSIENT_ACCEPT_ERRORS.has(-connection)) continue;
       // EMFILE, ENFILE, ENOBUFS, ENOMEM: the socket stays readable, so polling it now would spin.
-      onAcceptError(errnoName(-connection));
-      poller.unwatch(fd);
-      pauseTimer = setTimeout(() => {
-        pauseTimer = undefined;
-        if (!closed) poller.watch(fd, EPOLLIN, acceptWaiting);
-      }, ACCEPT_PAUSE_MS);
+      unreported++;
+      if (monotonicMs() - lastReported >= ACCEPT_ERROR_LOG_PERIOD_MS) {
+        onAcceptError(`${errnoName(-connection)}${unreported > 1 ? ` (${unreported} times since the last report)` : ''}`);
+        lastReported = monotonicMs();
+        unreported = 0;
+      }
+      pauseAccepting();
       return;
     }
   };

@@ -163,13 +163,15 @@ export class WorkerPool {
       };
       first.worker.once('ready', () => {
         this.starting = false;
-        this.ensureCapacity();
+        resolve();
+        // The others start once the caller has had its turn to listen: spawn(2) is
+        // synchronous, and four of them would delay the socket by tens of milliseconds.
+        setImmediate(() => this.ensureCapacity());
         if (this.options.idleWorkers < this.options.size) {
           const period = Math.ceil(this.options.workerIdleTimeoutMs / IDLE_SWEEPS_PER_TIMEOUT);
           this.idleSweepTimer = setInterval(() => this.retireIdleExtras(), period);
           this.idleSweepTimer.unref();
         }
-        resolve();
       });
       first.worker.once('failed', (reason) => fail(new Error(reason)));
       first.worker.once('exit', (code, signal) => {
@@ -303,7 +305,7 @@ export class WorkerPool {
     if (this.stopped || this.starting || this.spawnTimer) return;
     const wanted = this.wantedWorkers();
     if (this.activeSlots() >= wanted) return;
-    const wait = this.spawnPausedUntil - Date.now();
+    const wait = this.spawnPausedUntil - monotonicMs();
     if (wait > 0) {
       this.spawnTimer = setTimeout(() => {
         this.spawnTimer = undefined;
@@ -357,13 +359,16 @@ export class WorkerPool {
     const worker = new WorkerProcess(this.options.workerScript, this.settingsJson, this.options.poller);
     const slot: Slot = { worker, state: 'starting', job: undefined, jobsDone: 0, recycleAfterJob: false, idleSince: 0 };
     this.slots.add(slot);
+    let ready = false;
     const startTimer = setTimeout(() => {
-      if (slot.state !== 'starting') return;
+      // Also a worker retired (SIGHUP) before it was ready: stuck in setup, it would never exit.
+      if (ready) return;
       this.options.log.error(`worker ${worker.pid} not ready within ${WORKER_START_DEADLINE_MS} ms: killed`);
       worker.kill('SIGKILL');
     }, WORKER_START_DEADLINE_MS);
     worker.once('exit', () => clearTimeout(startTimer));
     worker.on('ready', () => {
+      ready = true;
       clearTimeout(startTimer);
       this.startFailures = 0;
       this.options.log.debug(`worker started: ${worker.pid}`);
@@ -375,6 +380,7 @@ export class WorkerPool {
       this.settle(slot.job, { reply: result.reply, failDelayMs: result.failDelayMs, fromMechanism: true });
       slot.job = undefined;
       slot.jobsDone++;
+      if (!worker.alive) return; // its result came in with its exit: the exit handler follows
       const limit = this.options.size === 0 ? 1 : this.options.maxJobsPerWorker;
       if (slot.recycleAfterJob || (limit > 0 && slot.jobsDone >= limit)) this.retire(slot);
       else this.makeIdle(slot);
@@ -419,7 +425,7 @@ export class WorkerPool {
     if (wasStarting) {
       this.startFailures++;
       const backoff = Math.min(FIRST_RESPAWN_BACKOFF_MS * 2 ** (this.startFailures - 1), MAX_RESPAWN_BACKOFF_MS);
-      this.spawnPausedUntil = Date.now() + backoff;
+      this.spawnPausedUntil = monotonicMs() + backoff;
     }
     this.ensureCapacity();
   }

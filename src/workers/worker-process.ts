@@ -36,8 +36,10 @@ export class WorkerProcess extends EventEmitter<WorkerProcessEvents> {
   private readonly child: ChildProcess | undefined;
   /** Our end of the channel (the worker's fd 3), non-blocking, on the socket poller; -1 when none. */
   private channelFd = -1;
-  /** Frames the kernel did not take yet (a worker that stopped reading). */
+  /** Frames the kernel did not take yet (a worker that stopped reading), whole, to be zeroed whole. */
   private unsent: Buffer[] = [];
+  /** Bytes of unsent[0] already sent. */
+  private sentOfFirst = 0;
   private readonly reader = new FrameReader();
   /** EPOLLOUT is being watched (only while frames wait for room). */
   private waitingForRoom = false;
@@ -111,15 +113,17 @@ export class WorkerProcess extends EventEmitter<WorkerProcessEvents> {
   private flush(): void {
     while (this.unsent.length > 0) {
       const frame = this.unsent[0]!;
-      const sent = sendSome(this.channelFd, frame);
-      if (sent === -EAGAIN || (sent >= 0 && sent < frame.length)) {
-        if (sent > 0) this.unsent[0] = frame.subarray(sent);
+      const rest = this.sentOfFirst === 0 ? frame : frame.subarray(this.sentOfFirst);
+      const sent = sendSome(this.channelFd, rest);
+      if (sent === -EAGAIN || (sent >= 0 && sent < rest.length)) {
+        if (sent > 0) this.sentOfFirst += sent;
         if (!this.waitingForRoom) this.poller.change(this.channelFd, EPOLLIN | EPOLLOUT);
         this.waitingForRoom = true;
         return;
       }
       frame.fill(0);
       this.unsent.shift();
+      this.sentOfFirst = 0;
       if (sent < 0) {
         this.kill('SIGKILL'); // the channel is broken: the exit event answers the job
         return;
@@ -159,6 +163,7 @@ export class WorkerProcess extends EventEmitter<WorkerProcessEvents> {
     if (this.exited) return;
     this.exited = true;
     if (this.channelFd >= 0) {
+      this.readResults(); // a result written just before the exit still counts
       this.poller.unwatch(this.channelFd);
       closeFd(this.channelFd);
       this.channelFd = -1;
