@@ -64,6 +64,22 @@ test('a partial 5th field in the same chunk is ignored, not waited for', () => {
   if (result?.kind === 'request') assert.equal(result.request.clientAddress, undefined);
 });
 
+test('trailingBytes counts what came after the request (and its 5th field) in the same data', () => {
+  const four = encodeRequest(['u', 'p', 's', 'r'].map((s) => Buffer.from(s)));
+  const five = encodeRequest(['u', 'p', 's', 'r', '192.0.2.7;5123'].map((s) => Buffer.from(s)));
+  const trailing = (bytes: Buffer): number => {
+    const [result] = feed(bytes);
+    assert.equal(result?.kind, 'request');
+    return result?.kind === 'request' ? result.trailingBytes : -1;
+  };
+  assert.equal(trailing(four), 0);
+  assert.equal(trailing(five), 0);
+  assert.equal(trailing(Buffer.concat([four, Buffer.from([0, 10, 0x31])])), 3, 'a partial 5th field is trailing');
+  assert.equal(trailing(Buffer.concat([five, Buffer.from('xyz')])), 3);
+  // A second request in the same write: its first field reads as a 5th field, the rest trails.
+  assert.equal(trailing(Buffer.concat([four, four])), four.length - 3);
+});
+
 test('256-byte fields are accepted, 257 bytes are refused by field name', () => {
   const max = Buffer.alloc(256, 0x79);
   const [ok] = feed(encodeRequest([max, max, max, max]));

@@ -62,13 +62,36 @@ test('read deadline: a client that sends nothing, or half a request, is closed w
   }
 });
 
-test('drain deadline: a client that keeps its end open after the reply is closed', async () => {
-  const daemon = await Daemon.start({ env: pam.env, args: ['-n', '1', '--drain-timeout', '300'] });
+test('a client that sent just its request and keeps its end open gets the reply, then EOF at once', async () => {
+  const daemon = await Daemon.start({ env: pam.env, args: ['-n', '1', '--drain-timeout', '60000'] });
   try {
     const socket = connect({ path: daemon.socket });
     socket.write(request('good', PASSWORD, 'imap', ''));
-    const received = await closed(socket); // we never end our side
+    const received = await closed(socket); // we never end our side; a 60 s drain would time the test out
     assert.deepEqual(received, replyFrame('OK'));
+  } finally {
+    await daemon.dispose();
+  }
+});
+
+test('drain deadline: a client that sends more after its request and never closes is closed by the deadline', async () => {
+  const daemon = await Daemon.start({ env: pam.env, args: ['-n', '1', '--drain-timeout', '400'] });
+  try {
+    // allowHalfOpen: the daemon's EOF after the reply must not make this client close too
+    const socket = connect({ path: daemon.socket, allowHalfOpen: true });
+    socket.on('error', () => {}); // our writes after the daemon's close fail; expected
+    socket.write(Buffer.concat([request('good', PASSWORD, 'imap', ''), Buffer.from('trailing bytes')]));
+    const trickle = setInterval(() => socket.writable && socket.write('x'), 50);
+    const done = closed(socket);
+    try {
+      // Still draining (open) well before the deadline; closed after it.
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      assert.equal(socket.closed, false, 'closed before the drain deadline');
+      const notClosed = new Promise<never>((_, reject) => setTimeout(() => reject(new Error('not closed within 5 s')), 5_000).unref());
+      assert.deepEqual(await Promise.race([done, notClosed]), replyFrame('OK'));
+    } finally {
+      clearInterval(trickle);
+    }
   } finally {
     await daemon.dispose();
   }

@@ -38,7 +38,8 @@ export type DecodeResult =
   | { readonly kind: 'incomplete' }
   /** A field announced more than MAX_FIELD_BYTES: answer `NO ` without reading further. */
   | { readonly kind: 'field-too-long'; readonly field: RequestFieldName; readonly length: number }
-  | { readonly kind: 'request'; readonly request: WireRequest };
+  /** `trailingBytes`: bytes that came after the request (and its 5th field) in the same data. */
+  | { readonly kind: 'request'; readonly request: WireRequest; readonly trailingBytes: number };
 
 /**
  * Incremental request reader: feed it chunks as they arrive, in any split (one byte at a
@@ -93,13 +94,14 @@ export class RequestDecoder {
     }
     this.finished = true;
     const clientAddress = readOptionalField(data, offset);
+    const consumed = offset + (clientAddress === undefined ? 0 : LENGTH_PREFIX_BYTES + clientAddress.length);
     this.handedOver = true;
     const [login, password, service, realm] = this.fields as [Buffer, Buffer, Buffer, Buffer];
     const request: WireRequest =
       clientAddress === undefined
         ? { login, password, service, realm }
         : { login, password, service, realm, clientAddress };
-    return { kind: 'request', request };
+    return { kind: 'request', request, trailingBytes: data.length - consumed };
   }
 }
 

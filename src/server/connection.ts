@@ -45,10 +45,17 @@ export class ClientConnection {
   private decoder: RequestDecoder | undefined;
   private timer: NodeJS.Timeout | undefined;
   private watched = false;
+  /** The events the poller reports for this connection while watched. */
+  private watchedMask = 0;
   /** Reply bytes the kernel did not take yet (a client that does not read). */
   private unsent: Buffer | undefined;
-  /** The whole request has been read (a refused client's has not: it may still be sending). */
-  private requestRead = false;
+  /**
+   * The request was read and nothing came after it: the usual client. (A refused client's
+   * request is not read: it may still be sending.)
+   */
+  private onlyTheRequest = false;
+  /** Deadline for the reply to go out and the client to close, once either has to be waited for. */
+  private drainMs = 0;
 
   constructor(
     private readonly fd: number,
@@ -93,10 +100,12 @@ export class ClientConnection {
 
   private watch(mask: number): boolean {
     if (this.watched) {
-      this.context.poller.change(this.fd, mask);
+      if (this.watchedMask !== mask) this.context.poller.change(this.fd, mask);
+      this.watchedMask = mask;
       return true;
     }
     this.watched = this.context.poller.watch(this.fd, mask, this.onReady);
+    this.watchedMask = mask;
     if (!this.watched) this.close();
     return this.watched;
   }
@@ -125,14 +134,15 @@ export class ClientConnection {
       readChunk.fill(0, 0, count); // the decoder copied what it needs
       if (result.kind === 'incomplete') continue;
       this.state = 'answering';
-      this.requestRead = true;
       this.unwatch(); // anything after the request is discarded, as the original does
       clearTimeout(this.timer);
+      this.timer = undefined;
       if (result.kind === 'field-too-long') {
         this.context.log.error(`${result.field} exceeded MAX_REQ_LEN: ${MAX_FIELD_BYTES}`);
         this.send(REPLY.fieldTooLong);
         return;
       }
+      this.onlyTheRequest = result.trailingBytes === 0;
       this.context.answer(result.request).then(
         (text) => this.send(text),
         (error: unknown) => {
@@ -149,10 +159,17 @@ export class ClientConnection {
     if (this.state !== 'answering') return; // closed meanwhile (shutdown)
     this.state = 'sending';
     this.unsent = encodeReply(text);
-    clearTimeout(this.timer);
-    // One deadline covers a client too slow to take the reply and one that lingers after it.
-    this.timer = setTimeout(() => this.close(), drainMs);
+    this.drainMs = drainMs;
     this.flush();
+  }
+
+  /**
+   * One deadline covers a client too slow to take the reply and one that lingers after it;
+   * set only when something has to be waited for (the usual request never does).
+   */
+  private armDrainDeadline(): void {
+    if (this.timer !== undefined) return;
+    this.timer = setTimeout(() => this.close(), this.drainMs);
   }
 
   private flush(): void {
@@ -160,6 +177,7 @@ export class ClientConnection {
     const sent = sendSome(this.fd, bytes);
     if (sent === -EAGAIN || (sent >= 0 && sent < bytes.length)) {
       if (sent > 0) this.unsent = bytes.subarray(sent);
+      this.armDrainDeadline();
       this.watch(EPOLLOUT);
       return;
     }
@@ -172,7 +190,7 @@ export class ClientConnection {
     // Request read and nothing more from the client waiting here (the usual case): closing
     // now gives it the same reply-then-EOF as a drain would, two system calls and one
     // poller round cheaper. Otherwise half-close and drain as the original does.
-    if (this.requestRead) {
+    if (this.onlyTheRequest) {
       const more = readInto(this.fd, readChunk);
       if (more === -EAGAIN || more === 0) {
         this.close();
@@ -190,6 +208,7 @@ export class ClientConnection {
     for (let reads = 0; reads < MAX_DRAIN_READS_PER_EVENT; reads++) {
       const count = readInto(this.fd, readChunk);
       if (count === -EAGAIN) {
+        this.armDrainDeadline();
         this.watch(EPOLLIN);
         return;
       }
@@ -199,6 +218,7 @@ export class ClientConnection {
       }
       readChunk.fill(0, 0, count);
     }
+    this.armDrainDeadline();
     this.watch(EPOLLIN); // more to discard: the poller reports it again next turn
   }
 }
