@@ -110,7 +110,7 @@ async function measureFloor(tools: Tools, durations: Durations): Promise<Record<
 }
 
 /** Our daemon's lean idle configuration, measured beside the default full pool. */
-export const ON_DEMAND_ARGS = ['--idle-workers', '1'];
+const ON_DEMAND_ARGS = ['--idle-workers', '1'];
 
 function median(values: readonly number[]): number {
   const sorted = [...values].sort((a, b) => a - b);

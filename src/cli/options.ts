@@ -226,12 +226,13 @@ export function parseCommandLine(argv: readonly string[]): ParsedCommandLine {
       exitCode: USAGE_EXIT_CODE,
     };
   }
+  const workers = raw.n ?? DEFAULT_WORKERS;
   const config: Config = {
     mechanism: raw.a.toLowerCase(),
     mechOption: raw.O,
     runDirectory: raw.m ?? DEFAULT_RUN_DIRECTORY,
-    workers: raw.n ?? DEFAULT_WORKERS,
-    idleWorkers: Math.min(raw.idleWorkers ?? Infinity, raw.n ?? DEFAULT_WORKERS),
+    workers,
+    idleWorkers: Math.min(raw.idleWorkers ?? workers, workers),
     appendRealm: raw.r === true,
     foreground: raw.d === true || raw.f === true,
     debugFormat: raw.d === true,

@@ -87,7 +87,7 @@ export class ClientConnection {
     clearTimeout(this.timer);
     this.decoder?.dispose();
     this.unsent = undefined;
-    if (this.watched) this.context.poller.unwatch(this.fd);
+    this.unwatch();
     closeFd(this.fd);
     this.context.onClosed(this);
   }

@@ -5,6 +5,7 @@
  */
 import type { Config } from '../config.js';
 import type { Logger } from '../log/logger.js';
+import { RateLimitedReport } from '../log/rate-limited-report.js';
 import { POOL_REPLY } from '../workers/pool.js';
 import { closeFd } from '../native/posix-sockets.js';
 import type { Authenticator } from './authenticator.js';
@@ -21,16 +22,15 @@ export class FrontDoor {
   private answering = 0;
   /** Refused connections still draining. */
   private readonly refusing = new Set<ClientConnection>();
-  /** Refusals since the last log line about them. */
-  private refused = 0;
-  private refusalLogTimer: NodeJS.Timeout | undefined;
+  /** One line per period for refusals, however many clients are refused. */
+  private readonly refusalLog: RateLimitedReport;
   private whenQuiet: (() => void) | undefined;
-  private readonly served: ConnectionContext;
-  private readonly refusals: ConnectionContext;
+  private readonly servedContext: ConnectionContext;
+  private readonly refusedContext: ConnectionContext;
 
   constructor(
     private readonly config: Config,
-    private readonly log: Logger,
+    log: Logger,
     private readonly authenticator: Authenticator,
     poller: SocketPoller,
   ) {
@@ -44,26 +44,28 @@ export class FrontDoor {
       }
     };
     const base = { poller, deadlines: config.deadlines, log, answer };
-    this.served = { ...base, onClosed: (connection) => this.open.delete(connection) };
-    this.refusals = { ...base, onClosed: (connection) => this.refusing.delete(connection) };
+    this.servedContext = { ...base, onClosed: (connection) => this.open.delete(connection) };
+    this.refusedContext = { ...base, onClosed: (connection) => this.refusing.delete(connection) };
+    this.refusalLog = new RateLimitedReport(REFUSAL_LOG_PERIOD_MS, (count) =>
+      log.error(`too many open connections (${config.limits.maxConnections}): ${count} client(s) answered NO server busy`),
+    );
   }
 
   /** Takes a freshly accepted descriptor. */
   accept(fd: number): void {
     const limit = this.config.limits.maxConnections;
     if (this.open.size >= limit) {
-      this.refused++;
       if (this.refusing.size >= limit) {
         closeFd(fd); // a flood: refusals are bounded too, so descriptors stay bounded
       } else {
-        const refusal = new ClientConnection(fd, this.refusals);
+        const refusal = new ClientConnection(fd, this.refusedContext);
         this.refusing.add(refusal);
         refusal.refuse(POOL_REPLY.busy, Math.min(REFUSAL_DRAIN_MS, this.config.deadlines.drainTimeoutMs));
       }
-      this.reportRefusals();
+      this.refusalLog.note();
       return;
     }
-    const connection = new ClientConnection(fd, this.served);
+    const connection = new ClientConnection(fd, this.servedContext);
     this.open.add(connection);
     connection.serve();
   }
@@ -71,20 +73,6 @@ export class FrontDoor {
   /** Closes every connection still open (the end of a shutdown). */
   closeAll(): void {
     for (const connection of [...this.open, ...this.refusing]) connection.close();
-  }
-
-  /** Logs refusals at most once per period, so a flood of clients cannot flood the log. */
-  private reportRefusals(): void {
-    if (this.refusalLogTimer) return;
-    this.refusalLogTimer = setTimeout(() => {
-      this.refusalLogTimer = undefined;
-      if (this.refused > 0) this.reportRefusals();
-    }, REFUSAL_LOG_PERIOD_MS);
-    this.refusalLogTimer.unref();
-    this.log.error(
-      `too many open connections (${this.config.limits.maxConnections}): ${this.refused} client(s) answered NO server busy`,
-    );
-    this.refused = 0;
   }
 
   /** Resolves when no request is being answered, or after `ms`. */

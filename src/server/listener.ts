@@ -10,7 +10,7 @@ import { chmodSync, lstatSync, unlinkSync } from 'node:fs';
 import { constants } from 'node:os';
 import { EAGAIN, EPOLLIN, acceptConnection, closeFd, errnoName, listenUnix } from '../native/posix-sockets.js';
 import { StartupError } from './run-directory.js';
-import { monotonicMs } from './monotonic-clock.js';
+import { RateLimitedReport } from '../log/rate-limited-report.js';
 import { ALREADY_RUNNING, socketAnswers } from './instance-lock.js';
 import type { SocketPoller } from '../native/socket-poller.js';
 
@@ -62,8 +62,10 @@ export async function listenOnSocket(
 
   let closed = false;
   let pauseTimer: NodeJS.Timeout | undefined;
-  let lastReported = -Infinity;
-  let unreported = 0;
+  let lastError = '';
+  const acceptFailures = new RateLimitedReport(ACCEPT_ERROR_LOG_PERIOD_MS, (count) =>
+    onAcceptError(count > 1 ? `${lastError} (${count} times)` : lastError),
+  );
   const pauseAccepting = (): void => {
     poller.unwatch(fd);
     pauseTimer = setTimeout(() => {
@@ -82,12 +84,8 @@ export async function listenOnSocket(
       if (connection === -EAGAIN) return;
       if (TRANSIENT_ACCEPT_ERRORS.has(-connection)) continue;
       // EMFILE, ENFILE, ENOBUFS, ENOMEM: the socket stays readable, so polling it now would spin.
-      unreported++;
-      if (monotonicMs() - lastReported >= ACCEPT_ERROR_LOG_PERIOD_MS) {
-        onAcceptError(`${errnoName(-connection)}${unreported > 1 ? ` (${unreported} times since the last report)` : ''}`);
-        lastReported = monotonicMs();
-        unreported = 0;
-      }
+      lastError = errnoName(-connection);
+      acceptFailures.note();
       pauseAccepting();
       return;
     }
