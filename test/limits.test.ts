@@ -186,7 +186,9 @@ test('-n 0: every request runs in a fresh worker process; none stays resident', 
     assert.equal(await ask(daemon.socket, 'good', 'wrong-password', 'imap', ''), 'NO PAM auth error');
     // concurrent requests in -n 0 are all answered
     const replies = await Promise.all(Array.from({ length: 10 }, () => ask(daemon.socket, 'good', PASSWORD, 'imap', '')));
-    assert.ok(replies.every((reply) => reply === 'OK'));
+    // On failure, say which replies and what the daemon logged about them.
+    const errors = () => daemon.logs.split('\n').filter((line) => /error|fail|died|exited/.test(line)).slice(-8).join('\n');
+    assert.ok(replies.every((reply) => reply === 'OK'), `${replies.join(',')}\n${errors()}`);
     // the cache lives in the primary, so it works across one-shot workers
     assert.equal(await ask(daemon.socket, 'good', PASSWORD, 'who', 'r0'), 'OK');
     assert.equal(readFileSync(pidLog, 'utf8').trim().split('\n').length, 4, 'served from the cache');
