@@ -15,6 +15,7 @@ import { notifySystemd } from '../native/systemd.js';
 import { WorkerPool } from '../workers/pool.js';
 import { Authenticator } from './authenticator.js';
 import { CredentialCache } from './credential-cache.js';
+import { LoginScheduler } from './login-scheduler.js';
 import { statusLine } from './status.js';
 import { FrontDoor } from './front-door.js';
 import { acquireInstanceLock, type InstanceLock } from './instance-lock.js';
@@ -99,7 +100,9 @@ export async function startPrimary(config: Config, log: Logger): Promise<Running
       mechanism: factory.name,
       appendRealm: config.appendRealm,
       log,
-      runJob: (job, lane) => pool.submit(job, lane),
+      runJob: (job, lane, timeoutMs) => pool.submit(job, lane, timeoutMs),
+      scheduler: new LoginScheduler({ maxSuspectChecks: config.limits.maxSuspectChecks, maxWaiting: config.limits.maxQueuedJobs }),
+      jobTimeoutMs: config.deadlines.jobTimeoutMs,
       cache,
     });
     const front = new FrontDoor(config, log, authenticator, poller);
