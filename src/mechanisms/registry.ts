@@ -4,12 +4,20 @@
  * original's `unknown authentication mechanism` message.
  */
 import type { MechanismFactory } from './types.js';
+import { getpwentMechanism } from './getpwent.js';
 import { pamMechanism } from './pam.js';
+import { sasldbMechanism } from './sasldb.js';
+import { shadowMechanism } from './shadow.js';
 
 /** What Debian's saslauthd 2.1.28 was built with, in its table order. */
 export const DEBIAN_MECHANISM_NAMES = ['sasldb', 'getpwent', 'kerberos5', 'pam', 'rimap', 'shadow', 'ldap'] as const;
 
-const IMPLEMENTED: ReadonlyMap<string, MechanismFactory> = new Map([[pamMechanism.name, pamMechanism]]);
+const IMPLEMENTED: ReadonlyMap<string, MechanismFactory> = new Map([
+  [pamMechanism.name, pamMechanism],
+  [shadowMechanism.name, shadowMechanism],
+  [getpwentMechanism.name, getpwentMechanism],
+  [sasldbMechanism.name, sasldbMechanism],
+]);
 
 /** Names this build can run, for `-v`. */
 export function availableMechanismNames(): string[] {
