@@ -17,14 +17,16 @@ const STOP_DEADLINE_MS = 15_000;
 export const allDaemonLogs: string[] = [];
 
 export interface DaemonOptions {
-  /** Extra arguments after `-d -a pam -m <dir>`. */
+  /** Extra arguments after `-d -a <mechanism> -m <dir>`. */
   readonly args?: readonly string[];
+  /** The `-a` mechanism; default `pam`. */
+  readonly mechanism?: string;
   readonly env?: NodeJS.ProcessEnv;
   /** Run the C saslauthd instead of ours. */
   readonly c?: boolean;
   /** Use this run directory instead of a fresh one. */
   readonly runDirectory?: string;
-  /** Replace the whole command (for unshare wrappers): [command, ...args]; run dir is appended via `-m`. */
+  /** A command prefix (for unshare wrappers): [command, ...args] runs the daemon's command line (ours or the C one). */
   readonly wrap?: readonly string[];
 }
 
@@ -40,10 +42,8 @@ export class Daemon {
   private constructor(options: DaemonOptions) {
     this.runDirectory = options.runDirectory ?? mkdtempSync('/tmp/sts-');
     this.socket = join(this.runDirectory, 'mux');
-    const daemonArgs = ['-d', '-a', 'pam', '-m', this.runDirectory, ...(options.args ?? [])];
-    const [command, ...args] = options.c
-      ? [C_SASLAUTHD, ...daemonArgs]
-      : [...(options.wrap ?? []), process.execPath, SASLAUTHD_JS, ...daemonArgs];
+    const daemonArgs = ['-d', '-a', options.mechanism ?? 'pam', '-m', this.runDirectory, ...(options.args ?? [])];
+    const [command, ...args] = [...(options.wrap ?? []), ...(options.c ? [C_SASLAUTHD] : [process.execPath, SASLAUTHD_JS]), ...daemonArgs];
     // The C daemon in -d mode sends SIGTERM to its whole process group when it stops
     // (saslauthd.md §3.7): give it a group of its own so the test runner survives.
     this.child = spawn(command!, args, {
