@@ -12,6 +12,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
+import { lookupRealm, sasldbKey, sasldbPathFor, storedPasswordMatches } from '../src/mechanisms/sasldb.js';
 import { Daemon } from './helpers/daemon.js';
 import { exchange, request } from './helpers/raw-client.js';
 import { assertNoSecretsLogged } from './helpers/secrets.js';
@@ -116,6 +117,14 @@ for (const [label, pair] of [
 }
 
 describe('sasldb with -r', { skip }, () => {
+  test('the auth failure log line is the same in both daemons', async () => {
+    const line = /auth failure: \[user=alice@example\.org\] \[service=imap\] \[realm=example\.org\] \[mech=sasldb\] \[reason=[^\]]*\]/;
+    await both(appendRealm, ALICE.name, ALICE.password, ALICE.realm);
+    await appendRealm.ours.waitForLog(line);
+    await appendRealm.theirs.waitForLog(line);
+    assert.equal(line.exec(appendRealm.ours.logs)![0], line.exec(appendRealm.theirs.logs)![0]);
+  });
+
   test('login@realm is looked up in realm: saslpasswd2 users are not found, in both daemons', async () => {
     assert.equal(await both(appendRealm, ALICE.name, ALICE.password, ALICE.realm), 'NO');
     assert.equal(await both(appendRealm, BOB.name, BOB.password, ''), 'OK');
@@ -142,6 +151,30 @@ test('changes made by saslpasswd2 apply at once (the database is read per reques
   assert.equal(await both(byOption, user.name, user.password, user.realm), 'OK');
   saslpasswd2(['-d', '-u', user.realm, user.name]);
   assert.equal(await both(byOption, user.name, user.password, user.realm), 'NO');
+});
+
+describe('sasldb pieces (no daemon)', () => {
+  test('the key is login NUL realm NUL userPassword, as saslpasswd2 writes it', () => {
+    assert.deepEqual(sasldbKey(Buffer.from('bob'), Buffer.from('ex.org')), Buffer.from('bob\0ex.org\0userPassword'));
+  });
+
+  test('an empty realm is the hostname; a given one is kept byte for byte', () => {
+    assert.deepEqual(lookupRealm(Buffer.alloc(0), () => 'mailhost'), Buffer.from('mailhost'));
+    assert.deepEqual(lookupRealm(Buffer.from([0xff, 0x41]), () => 'mailhost'), Buffer.from([0xff, 0x41]));
+  });
+
+  test('passwords compare byte for byte: a prefix, an extension, an empty value never match', () => {
+    assert.equal(storedPasswordMatches(Buffer.from('secret'), Buffer.from('secret')), true);
+    assert.equal(storedPasswordMatches(Buffer.from('secret'), Buffer.from('secre')), false);
+    assert.equal(storedPasswordMatches(Buffer.from('secret'), Buffer.from('secrets')), false);
+    assert.equal(storedPasswordMatches(Buffer.alloc(0), Buffer.alloc(0)), false);
+  });
+
+  test('-O names the database; without it, /etc/sasldb2', () => {
+    assert.equal(sasldbPathFor(undefined), '/etc/sasldb2');
+    assert.equal(sasldbPathFor(''), '/etc/sasldb2');
+    assert.equal(sasldbPathFor('/srv/sasldb2'), '/srv/sasldb2');
+  });
 });
 
 test('no password in any daemon log line', { skip }, () => {

@@ -15,6 +15,8 @@ import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { checkShadowEntry } from '../src/mechanisms/shadow.js';
+import { epochDay } from '../src/mechanisms/passwd-replies.js';
 import { Daemon } from './helpers/daemon.js';
 import { exchange, replyFrame, request } from './helpers/raw-client.js';
 import { assertNoSecretsLogged } from './helpers/secrets.js';
@@ -151,6 +153,13 @@ describe('shadow: our daemon and the C saslauthd give the same reply bytes', { s
     assert.equal(await both(shadowPair, EXPIRED_PASSWORD.name, EXPIRED_PASSWORD.password), 'NO Password expired');
   });
 
+  test('the auth failure log lines are the same in both daemons', async () => {
+    const line = `auth failure: [user=${EXPIRED_ACCOUNT.name}] [service=imap] [realm=] [mech=shadow] [reason=Account expired]`;
+    await both(shadowPair, EXPIRED_ACCOUNT.name, EXPIRED_ACCOUNT.password);
+    await shadowPair.ours.waitForLog(new RegExp(line.replace(/[[\]]/g, '\\$&')));
+    await shadowPair.theirs.waitForLog(new RegExp(line.replace(/[[\]]/g, '\\$&')));
+  });
+
   test('an unknown user; an empty password is refused before the mechanism; the realm is ignored', async () => {
     assert.equal(await both(shadowPair, `${YES.name}x`, YES.password), 'NO Invalid username');
     assert.equal(await both(shadowPair, SHA.name, SHA.password, 'example.org'), 'OK');
@@ -176,6 +185,38 @@ describe('getpwent: our daemon and the C saslauthd give the same reply bytes', {
     assert.equal(await both(unshadowedPair, UNSHADOWED.name, UNSHADOWED.password), 'OK');
     assert.equal(await both(unshadowedPair, UNSHADOWED.name, lastByteChanged(UNSHADOWED.password)), 'NO Incorrect password');
     assert.equal(await both(unshadowedPair, `${UNSHADOWED.name}x`, UNSHADOWED.password), 'NO Invalid username');
+  });
+});
+
+describe('the shadow checks with a fixed "today" (no daemon)', () => {
+  const hash = Buffer.from(execFileSync('openssl', ['passwd', '-6', '-stdin'], { input: 'Unit-pass-1' }).toString().trim());
+  const quiet = { debug: () => {}, info: () => {}, error: () => {} };
+  const request = { login: Buffer.from('unit'), password: Buffer.from('Unit-pass-1'), service: Buffer.alloc(0), realm: Buffer.alloc(0) };
+  const entry = { hash, lastChange: -1, maxDays: -1, expire: -1 };
+  const reply = (changes: Partial<typeof entry>, today = 20_000, password = request.password): string =>
+    checkShadowEntry({ ...request, password }, { ...entry, ...changes }, today, quiet).reply;
+
+  test('account expiry: today > sp_expire expires, the day itself does not', () => {
+    assert.equal(reply({ expire: 20_000 }), 'OK');
+    assert.equal(reply({ expire: 19_999 }), 'NO Account expired');
+  });
+
+  test('password expiry: lstchg + max < today expires, equal does not; -1 or a missing half never does', () => {
+    assert.equal(reply({ lastChange: 19_970, maxDays: 30 }), 'OK');
+    assert.equal(reply({ lastChange: 19_969, maxDays: 30 }), 'NO Password expired');
+    assert.equal(reply({ lastChange: -1, maxDays: 1 }), 'OK');
+    assert.equal(reply({ lastChange: 1, maxDays: -1 }), 'OK');
+    assert.equal(reply({ lastChange: 0, maxDays: 99_999 }), 'OK', 'a forced change (lstchg 0) is not checked, as in the original');
+  });
+
+  test('*NP* comes first; a wrong password comes before expiry', () => {
+    assert.equal(reply({ hash: Buffer.from('*NP*') }), 'NO Insufficient permission to access NIS authentication database (saslauthd)');
+    assert.equal(reply({ expire: 1 }, 20_000, Buffer.from('Unit-pass-2')), 'NO Incorrect password');
+  });
+
+  test('today is days since the epoch, as time(NULL) / 86400', () => {
+    assert.equal(epochDay(Date.UTC(2000, 0, 1, 23, 59, 59)), 10_957);
+    assert.equal(epochDay(Date.UTC(2000, 0, 2)), 10_958);
   });
 });
 
