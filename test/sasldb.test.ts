@@ -144,6 +144,16 @@ describe('a database that cannot be used stops the start', { skip }, () => {
   });
 });
 
+test('an /etc/sasldb2 that is no database (empty file): both daemons start and answer NO; ours warns at start', { skip }, async () => {
+  const empty = join(scratch, 'empty');
+  writeFileSync(empty, '');
+  const wrap = ['unshare', '-m', '--propagation', 'private', 'sh', '-c', 'mount --bind "$0" /etc/sasldb2 && exec "$@"', empty];
+  const pair = { ours: await start({ wrap, args: ['-n', '1'] }), theirs: await start({ wrap, args: ['-n', '1'], c: true }) };
+  assert.equal(await both(pair, ALICE.name, ALICE.password, ALICE.realm), 'NO');
+  assert.match(pair.ours.logs, /auth_sasldb: warning: cannot open \/etc\/sasldb2 as a Berkeley DB hash database/);
+  assert.match(pair.ours.logs, /auth_sasldb: cannot open \/etc\/sasldb2/);
+});
+
 test('changes made by saslpasswd2 apply at once (the database is read per request)', { skip }, async () => {
   const user = { name: 'erin', realm: REALM, password: 'Sasldb-erin-5' };
   assert.equal(await both(byOption, user.name, user.password, user.realm), 'NO');
