@@ -9,7 +9,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { lookupRealm, sasldbKey, sasldbPathFor, storedPasswordMatches } from '../src/mechanisms/sasldb.js';
@@ -136,10 +136,17 @@ describe('a database that cannot be used stops the start', { skip }, () => {
     const notADatabase = join(scratch, 'saslauthd.conf');
     writeFileSync(notADatabase, 'ldap_servers: ldap://localhost/\n');
     for (const path of [join(scratch, 'missing'), notADatabase]) {
-      const result = await Daemon.startFailing({ mechanism: 'sasldb', args: ['-n', '1', '-O', path] });
-      assert.equal(result.code, 1, result.output);
-      assert.match(result.output, /failed to initialize mechanism sasldb/);
-      assert.ok(result.output.includes(path), result.output);
+      const runDirectory = mkdtempSync('/tmp/sts-');
+      try {
+        const result = await Daemon.startFailing({ mechanism: 'sasldb', args: ['-n', '1', '-O', path], runDirectory });
+        assert.equal(result.code, 1, result.output);
+        assert.match(result.output, /failed to initialize mechanism sasldb\n.*cannot open .* as a Berkeley DB hash database/);
+        assert.ok(result.output.includes(path), result.output);
+        // Checked before the lock, as the original: nothing is left in the run directory.
+        assert.deepEqual(readdirSync(runDirectory), []);
+      } finally {
+        rmSync(runDirectory, { recursive: true, force: true });
+      }
     }
   });
 });
