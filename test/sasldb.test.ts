@@ -9,7 +9,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { lookupRealm, sasldbKey, sasldbPathFor, storedPasswordMatches } from '../src/mechanisms/sasldb.js';
@@ -149,6 +149,20 @@ describe('a database that cannot be used stops the start', { skip }, () => {
       }
     }
   });
+});
+
+test('without a loadable libdb-5.3, sasldb refuses to start: failed to initialize mechanism sasldb, exit 1', { skip }, async () => {
+  // libdb-5.3.so is hidden behind /dev/null in a private mount namespace (Node does not link it).
+  const library = realpathSync('/usr/lib/x86_64-linux-gnu/libdb-5.3.so');
+  const wrap = ['unshare', '-m', '--propagation', 'private', 'sh', '-c', 'mount --bind /dev/null "$0" && exec "$@"', library];
+  const runDirectory = mkdtempSync('/tmp/sts-');
+  try {
+    const result = await Daemon.startFailing({ mechanism: 'sasldb', args: ['-n', '1'], wrap, runDirectory });
+    assert.equal(result.code, 1, result.output);
+    assert.match(result.output, /failed to initialize mechanism sasldb\n.*cannot load Berkeley DB library "libdb-5\.3\.so"/);
+  } finally {
+    rmSync(runDirectory, { recursive: true, force: true });
+  }
 });
 
 test('an /etc/sasldb2 that is no database (empty file): both daemons start and answer NO; ours warns at start', { skip }, async () => {

@@ -13,7 +13,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { checkShadowEntry } from '../src/mechanisms/shadow.js';
 import { epochDay } from '../src/mechanisms/passwd-replies.js';
@@ -218,6 +218,23 @@ describe('the shadow checks with a fixed "today" (no daemon)', () => {
     assert.equal(epochDay(Date.UTC(2000, 0, 1, 23, 59, 59)), 10_957);
     assert.equal(epochDay(Date.UTC(2000, 0, 2)), 10_958);
   });
+});
+
+test('without a loadable libcrypt, shadow and getpwent refuse to start: failed to initialize mechanism, exit 1', { skip }, async () => {
+  // libcrypt.so.1 is hidden behind /dev/null in a private mount namespace (Node does not link it).
+  const library = realpathSync('/lib/x86_64-linux-gnu/libcrypt.so.1');
+  const wrap = ['unshare', '-m', '--propagation', 'private', 'sh', '-c', 'mount --bind /dev/null "$0" && exec "$@"', library];
+  for (const mechanism of ['shadow', 'getpwent']) {
+    const runDirectory = mkdtempSync('/tmp/sts-');
+    try {
+      const result = await Daemon.startFailing({ mechanism, args: ['-n', '1'], wrap, runDirectory });
+      assert.equal(result.code, 1, result.output);
+      assert.match(result.output, new RegExp(`failed to initialize mechanism ${mechanism}\\n.*cannot load "libcrypt\\.so\\.1"`));
+      assert.deepEqual(readdirSync(runDirectory), [], 'no lock or pid file left');
+    } finally {
+      rmSync(runDirectory, { recursive: true, force: true });
+    }
+  }
 });
 
 test('our replies reach the client as one frame each', { skip }, async () => {
