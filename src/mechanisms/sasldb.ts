@@ -6,14 +6,15 @@
  * saslpasswd2's changes apply at once, and never copied (see ../native/libdb.ts).
  *
  * Database path: /etc/sasldb2, the original's compiled-in path; `-O <path>` names another
- * (the original ignores `-O` for sasldb). A `-O` path that cannot be opened as a database
- * stops the start; a missing default database only gets a warning, as the original starts
+ * (the original ignores `-O` for sasldb); it must be absolute. A `-O` path that cannot be
+ * opened as a database stops the start; a missing default database only gets a warning, as the original starts
  * without one and saslpasswd2 may create it later.
  *
  * Replies only `OK` or `NO`, as the original; the reason goes to the verbose debug log.
  */
 import { timingSafeEqual } from 'node:crypto';
 import { hostname } from 'node:os';
+import { isAbsolute } from 'node:path';
 import { assertReadable, loadLibDb, lookup } from '../native/libdb.js';
 import type { AuthRequest, AuthResult, Mechanism, MechanismFactory, MechanismLog, MechanismOptions } from './types.js';
 
@@ -68,6 +69,8 @@ export const sasldbMechanism: MechanismFactory = {
   check(options: MechanismOptions): void {
     loadLibDb();
     const path = sasldbPathFor(options.mechOption);
+    // Workers run in the run directory: a relative path would name another file there.
+    if (!isAbsolute(path)) throw new Error(`-O ${path}: the sasldb path must be absolute`);
     if (path !== DEFAULT_SASLDB_PATH) {
       assertReadable(path);
       return;
