@@ -140,6 +140,13 @@ describe('shadow: our daemon and the C saslauthd give the same reply bytes', { s
     assert.equal(await both(shadowPair, Buffer.from([0x74, 0xff, 0x80]), BINARY.password), 'NO Invalid username');
   });
 
+  test('a login cannot forge a log line: control bytes are escaped in our debug lines', async () => {
+    const forged = `${YES.name}\nauth success: [user=forged${tag}]`;
+    assert.equal(await both(shadowPair, forged, YES.password), 'NO Invalid username');
+    await shadowPair.ours.waitForLog(/getpwnam\(tslocal\S*\\x0aauth success: \[user=forged\d+\]\): invalid username/);
+    assert.doesNotMatch(shadowPair.ours.logs, /^\S+ :auth success: \[user=forged/m);
+  });
+
   test('a locked account (usermod -L) fails as a wrong password', async () => {
     assert.equal(await both(shadowPair, LOCKED.name, LOCKED.password), 'NO Incorrect password');
   });

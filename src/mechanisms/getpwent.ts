@@ -10,7 +10,8 @@
 import { passwordMatchesHash, loadLibCrypt } from '../native/libcrypt.js';
 import { loadLibC } from '../native/libc.js';
 import { withPasswdEntry } from '../native/passwd-shadow.js';
-import { loginForLog, passwdLookupFailure } from './passwd-replies.js';
+import { printable } from '../log/logger.js';
+import { passwdLookupFailure } from './passwd-replies.js';
 import type { AuthRequest, AuthResult, Mechanism, MechanismFactory, MechanismLog, MechanismOptions } from './types.js';
 
 export function authenticateGetpwent(request: AuthRequest, log: MechanismLog): AuthResult {
@@ -18,10 +19,10 @@ export function authenticateGetpwent(request: AuthRequest, log: MechanismLog): A
     const failure = passwdLookupFailure('getpwent', request.login, result, log);
     if (failure !== undefined || !result.found) return failure ?? { reply: 'NO Invalid username' };
     if (!passwordMatchesHash(request.password, result.entry.passwd)) {
-      log.debug(`DEBUG: auth_getpwent: ${loginForLog(request.login)}: invalid password`);
+      log.debug(`DEBUG: auth_getpwent: ${printable(request.login)}: invalid password`);
       return { reply: 'NO Incorrect password' };
     }
-    log.debug(`DEBUG: auth_getpwent: OK: ${loginForLog(request.login)}`);
+    log.debug(`DEBUG: auth_getpwent: OK: ${printable(request.login)}`);
     return { reply: 'OK' };
   });
 }

@@ -15,6 +15,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import { hostname } from 'node:os';
 import { isAbsolute } from 'node:path';
+import { printable } from '../log/logger.js';
 import { assertReadable, loadLibDb, lookup } from '../native/libdb.js';
 import type { AuthRequest, AuthResult, Mechanism, MechanismFactory, MechanismLog, MechanismOptions } from './types.js';
 
@@ -45,7 +46,7 @@ export function storedPasswordMatches(stored: Buffer, given: Buffer): boolean {
 
 export function authenticateSasldb(path: string, request: AuthRequest, log: MechanismLog): AuthResult {
   const realm = lookupRealm(request.realm);
-  const who = `${request.login.toString('latin1')}@${realm.toString('latin1')}`;
+  const who = `${printable(request.login)}@${printable(realm)}`;
   const key = sasldbKey(request.login, realm);
   return lookup(path, key, (result) => {
     if (result.kind === 'error') {

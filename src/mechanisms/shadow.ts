@@ -15,7 +15,8 @@
 import { passwordMatchesHash, loadLibCrypt } from '../native/libcrypt.js';
 import { loadLibC } from '../native/libc.js';
 import { withPasswdEntry, withShadowEntry, type ShadowEntry } from '../native/passwd-shadow.js';
-import { epochDay, loginForLog, passwdLookupFailure } from './passwd-replies.js';
+import { printable } from '../log/logger.js';
+import { epochDay, passwdLookupFailure } from './passwd-replies.js';
 import type { AuthRequest, AuthResult, Mechanism, MechanismFactory, MechanismLog, MechanismOptions } from './types.js';
 
 /** SHADOW_PW_EPERM: the hash NIS+ gives a caller without permission to read it. */
@@ -25,7 +26,7 @@ const UNSET = -1;
 
 /** The checks after a shadow entry was found (exported for unit tests with a fixed day). */
 export function checkShadowEntry(request: AuthRequest, entry: ShadowEntry, today: number, log: MechanismLog): AuthResult {
-  const login = loginForLog(request.login);
+  const login = printable(request.login);
   if (entry.hash.equals(NIS_NO_PERMISSION)) {
     log.debug('DEBUG: auth_shadow: sp->sp_pwdp == SHADOW_PW_EPERM');
     return { reply: 'NO Insufficient permission to access NIS authentication database (saslauthd)' };
@@ -51,7 +52,7 @@ export function authenticateShadow(request: AuthRequest, log: MechanismLog): Aut
   if (passwdFailure !== undefined) return passwdFailure;
   return withShadowEntry(request.login, (result) => {
     if (result.found) return checkShadowEntry(request, result.entry, epochDay(), log);
-    const login = loginForLog(request.login);
+    const login = printable(request.login);
     if (result.error !== undefined) {
       log.debug(`DEBUG: auth_shadow: getspnam(${login}) failure: ${result.error}`);
       return { reply: `NO Username shadow lookup failure: ${result.error}` };
