@@ -14,6 +14,7 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { lookupRealm, sasldbKey, sasldbPathFor, storedPasswordMatches } from '../src/mechanisms/sasldb.js';
 import { Daemon } from './helpers/daemon.js';
+import { childPids, eventually } from './helpers/processes.js';
 import { exchange, request } from './helpers/raw-client.js';
 import { assertNoSecretsLogged } from './helpers/secrets.js';
 
@@ -173,6 +174,15 @@ test('an /etc/sasldb2 that is no database (empty file): both daemons start and a
   assert.equal(await both(pair, ALICE.name, ALICE.password, ALICE.realm), 'NO');
   assert.match(pair.ours.logs, /auth_sasldb: warning: cannot open \/etc\/sasldb2 as a Berkeley DB hash database/);
   assert.match(pair.ours.logs, /auth_sasldb: cannot open \/etc\/sasldb2/);
+});
+
+test('-n 0: a fresh worker per request gives the same answers; no worker stays resident', { skip }, async () => {
+  const ours = await start({ args: ['-n', '0', '-O', database] });
+  assert.equal(childPids(ours.pid).length, 0, 'no resident worker once listening (the start-up probe has exited)');
+  const pair = { ours, theirs: byOption.theirs };
+  assert.equal(await both(pair, ALICE.name, ALICE.password, ALICE.realm), 'OK');
+  assert.equal(await both(pair, ALICE.name, 'Sasldb-alice-9', ALICE.realm), 'NO');
+  await eventually(() => childPids(ours.pid).length === 0, 'one-shot workers exited');
 });
 
 test('changes made by saslpasswd2 apply at once (the database is read per request)', { skip }, async () => {
