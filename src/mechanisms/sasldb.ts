@@ -7,8 +7,8 @@
  *
  * Database path: /etc/sasldb2, the original's compiled-in path; `-O <path>` names another
  * (the original ignores `-O` for sasldb); it must be absolute. A `-O` path that cannot be
- * opened as a database stops the start; a missing default database only gets a warning, as the original starts
- * without one and saslpasswd2 may create it later.
+ * opened as a database stops the start; a missing default database only gets a warning, as
+ * the original starts without one and saslpasswd2 may create it later.
  *
  * Replies only `OK` or `NO`, as the original; the reason goes to the verbose debug log.
  */
