@@ -5,14 +5,16 @@
  * the README lists (the -r double realm, cyrus-sasl#832; our deadline on a silent KDC).
  *
  * Ports (this file's range, 20000–20999): the KDC on 20088, a silent KDC (accepts, never
- * answers) on 20089, nothing on 20090.
+ * answers) on 20089, nothing on 20090, a front that passes only initial-credential
+ * requests to the KDC on 20091.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { Daemon } from './helpers/daemon.js';
-import { MitKdc, SilentKdc } from './helpers/mit-kdc.js';
+import { AsOnlyKdcProxy, SilentKdc } from './helpers/fake-kdcs.js';
+import { MitKdc } from './helpers/mit-kdc.js';
 import { exchange, replyFrame, request } from './helpers/raw-client.js';
 import { assertNoSecretsLogged } from './helpers/secrets.js';
 
@@ -20,6 +22,7 @@ const REALM = 'TS.TEST';
 const KDC_PORT = 20088;
 const SILENT_KDC_PORT = 20089;
 const NO_KDC_PORT = 20090;
+const AS_ONLY_PORT = 20091;
 
 const ALICE_PASSWORD = 'Krb5-alice-Pw1';
 const CAROL_PASSWORD = 'Krb5-carol-Pw2';
@@ -42,6 +45,7 @@ const INTERNAL_ERROR = 'NO saslauthd internal error';
 
 let kdc: MitKdc;
 let silent: SilentKdc;
+let asOnly: AsOnlyKdcProxy;
 const daemons: Daemon[] = [];
 let env: NodeJS.ProcessEnv;
 let mainConf: string;
@@ -76,6 +80,7 @@ before(async () => {
     },
   });
   silent = await SilentKdc.start(SILENT_KDC_PORT);
+  asOnly = await AsOnlyKdcProxy.start(AS_ONLY_PORT, KDC_PORT);
   env = { ...kdc.env };
   kdc.addPrincipal('alice', ALICE_PASSWORD);
   kdc.addPrincipal('carol/mail', CAROL_PASSWORD);
@@ -122,6 +127,7 @@ before(async () => {
 after(async () => {
   for (const daemon of daemons) await daemon.dispose();
   await silent?.stop();
+  await asOnly?.stop();
   await kdc?.stop();
 });
 
@@ -184,6 +190,9 @@ describe('-r', () => {
 
   test('without a realm -r changes nothing; krb5_conv_krb4_instance makes dave.admin dave/admin', () =>
     compare(withRealm, ['dave.admin', DAVE_PASSWORD, 'imap', ''], OK));
+
+  test('without -r, a client that sends login@realm and the realm gets the same fix', () =>
+    compare(main, [`alice@${REALM}`, ALICE_PASSWORD, 'imap', REALM], OK, INTERNAL_ERROR));
 
   test('krb5_conv_krb4_instance with -r converts the user part only', async () => {
     const fromOurs = await reply(withRealm.ours, ['dave.admin', DAVE_PASSWORD, 'imap', REALM]);
@@ -248,6 +257,26 @@ describe('a KDC that accepts and never answers', () => {
     assert.equal(fromOurs.toString('latin1'), replyFrame(INIT_CREDS_FAILED).toString('latin1'));
     assert.ok(Date.now() - started < KRB5_TIMEOUT_S * 1000 + SLACK_MS);
   });
+});
+
+test('a KDC that issues initial credentials and then hangs: NO krb5_verify_init_creds failed within krb5_timeout', async () => {
+  // The same realm, reached through a front that swallows the keytab check's TGS request.
+  const config = kdc.path('as-only-krb5.conf');
+  writeFileSync(config, readFileSync(kdc.env.KRB5_CONFIG!, 'utf8').replace(`127.0.0.1:${KDC_PORT}`, `127.0.0.1:${AS_ONLY_PORT}`));
+  const ours = await Daemon.start({
+    mechanism: 'kerberos5',
+    env: { ...env, KRB5_CONFIG: config },
+    args: ['-O', mainConf, '-n', '1', '--job-timeout', String(JOB_TIMEOUT_MS)],
+  });
+  daemons.push(ours);
+  const wrong = await reply(ours, ['alice', WRONG_PASSWORD, 'imap', '']);
+  assert.equal(wrong.toString('latin1'), replyFrame(INIT_CREDS_FAILED).toString('latin1'), 'initial credentials pass through');
+  const started = Date.now();
+  const right = await reply(ours, ['alice', ALICE_PASSWORD, 'imap', '']);
+  const elapsed = Date.now() - started;
+  assert.equal(right.toString('latin1'), replyFrame(VERIFY_FAILED).toString('latin1'));
+  assert.ok(elapsed < KRB5_TIMEOUT_S * 1000 + SLACK_MS, `answered after ${elapsed} ms`);
+  assert.match(ours.logs, /no answer from the KDC within 2000 ms \(verification\)/);
 });
 
 describe('start', () => {

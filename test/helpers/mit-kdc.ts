@@ -4,13 +4,11 @@
  * with kadmin.local, and krb5kdc in the foreground on a loopback port. Nothing outside the
  * directory is read or written: every tool and the daemons under test get KRB5_CONFIG,
  * KRB5_KDC_PROFILE and KRB5RCACHEDIR pointing into it (`env`).
- *
- * Also: a "silent KDC" that accepts on UDP and TCP and never answers (a hung KDC).
+ * KDCs that misbehave are in fake-kdcs.ts.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { connect, createServer, type Server, type Socket } from 'node:net';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 
 /** kdb5_util and kadmin.local take well under a second; this is only a backstop. */
@@ -161,45 +159,4 @@ function tcpAccepts(port: number): Promise<boolean> {
     });
     socket.once('error', () => resolve(false));
   });
-}
-
-/** Accepts KDC requests on UDP and TCP and never answers them. */
-export class SilentKdc {
-  private readonly sockets = new Set<Socket>();
-  /** Requests received so far (UDP datagrams and TCP connections). */
-  requests = 0;
-
-  private constructor(
-    private readonly udp: UdpSocket,
-    private readonly tcp: Server,
-  ) {}
-
-  static async start(port: number): Promise<SilentKdc> {
-    const udp = createSocket('udp4');
-    const tcp = createServer();
-    const silent = new SilentKdc(udp, tcp);
-    udp.on('message', () => silent.requests++);
-    tcp.on('connection', (socket) => {
-      silent.requests++;
-      silent.sockets.add(socket);
-      socket.on('data', () => {}); // read, never answer
-      socket.on('error', () => {});
-      socket.on('close', () => silent.sockets.delete(socket));
-    });
-    await new Promise<void>((resolve, reject) => {
-      udp.once('error', reject);
-      udp.bind(port, '127.0.0.1', () => resolve());
-    });
-    await new Promise<void>((resolve, reject) => {
-      tcp.once('error', reject);
-      tcp.listen(port, '127.0.0.1', () => resolve());
-    });
-    return silent;
-  }
-
-  async stop(): Promise<void> {
-    for (const socket of this.sockets) socket.destroy();
-    await new Promise<void>((resolve) => this.tcp.close(() => resolve()));
-    await new Promise<void>((resolve) => this.udp.close(() => resolve()));
-  }
 }
