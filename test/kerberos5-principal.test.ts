@@ -6,6 +6,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseConfigText } from '../src/mechanisms/config-file.js';
 import { MAX_PRINCIPAL_BYTES, formPrincipalName } from '../src/mechanisms/kerberos5/principal.js';
+import { maxAbandonedCalls } from '../src/mechanisms/kerberos5/index.js';
 import { configSwitch, settingsFromEntries } from '../src/mechanisms/kerberos5/settings.js';
 import { REPLY_INIT_CREDS_FAILED, REPLY_VERIFY_FAILED, timeoutReply } from '../src/mechanisms/kerberos5/verification.js';
 
@@ -101,5 +102,12 @@ describe('settings', () => {
     assert.equal(timeoutReply('start'), REPLY_INIT_CREDS_FAILED);
     assert.equal(timeoutReply('initial-credentials'), REPLY_INIT_CREDS_FAILED);
     assert.equal(timeoutReply('verification'), REPLY_VERIFY_FAILED);
+  });
+
+  test('abandoned calls keep one libuv pool thread free', () => {
+    assert.equal(maxAbandonedCalls({}), 3);
+    assert.equal(maxAbandonedCalls({ UV_THREADPOOL_SIZE: '8' }), 7);
+    assert.equal(maxAbandonedCalls({ UV_THREADPOOL_SIZE: '1' }), 1);
+    assert.equal(maxAbandonedCalls({ UV_THREADPOOL_SIZE: 'x' }), 3);
   });
 });

@@ -161,6 +161,8 @@ describe('the same replies as the C saslauthd', () => {
     ['krb5_conv_krb4_instance is off here', ['dave.admin', DAVE_PASSWORD, 'imap', ''], INIT_CREDS_FAILED],
     ['a name libkrb5 cannot parse', ['alice@A.TEST@B.TEST', ALICE_PASSWORD, 'imap', ''], INTERNAL_ERROR],
     ['a realm in the login', [`alice@${REALM}`, ALICE_PASSWORD, 'imap', ''], OK],
+    ['empty password (refused before the mechanism)', ['alice', '', 'imap', ''], 'NO NULL password received'],
+    ['empty login (refused before the mechanism)', ['', ALICE_PASSWORD, 'imap', ''], 'NO NULL login received'],
   ];
   for (const [name, fields, expected] of cases) {
     test(name, () => compare(main, fields, expected));

@@ -8,7 +8,7 @@
  * and never answers it gives up after ~27 s per KDC). The network calls therefore run on
  * libuv's thread pool and the worker's event loop answers `NO …` when krb5_timeout passes.
  * The abandoned call keeps its own context and frees it when it returns; until then it holds
- * a pool thread, so at most MAX_ABANDONED_CALLS may be pending: past that, a request is
+ * a pool thread, so at most maxAbandonedCalls() may be pending: past that, a request is
  * answered NO at once rather than queued behind hung calls (the KDC is not answering anyway).
  */
 import { loadLibKrb5 } from '../../native/libkrb5.js';
@@ -17,12 +17,19 @@ import { formPrincipalName } from './principal.js';
 import { readKrb5Settings } from './settings.js';
 import { REPLY_PRINCIPAL_ERROR, Verification, timeoutReply } from './verification.js';
 
+/** libuv's thread pool size when UV_THREADPOOL_SIZE does not set it. */
+const DEFAULT_POOL_THREADS = 4;
+
 /**
- * Abandoned libkrb5 calls a worker lets run on: libuv's pool has 4 threads, and one stays
- * free for the next request's own call (a worker runs one request at a time and does no
- * other pool work).
+ * Abandoned libkrb5 calls a worker lets run on: all of libuv's pool threads but one, which
+ * stays free for the next request's own call (a worker runs one request at a time and does
+ * no other pool work).
  */
-export const MAX_ABANDONED_CALLS = 3;
+export function maxAbandonedCalls(env: NodeJS.ProcessEnv = process.env): number {
+  const configured = Number(env['UV_THREADPOOL_SIZE']);
+  const threads = Number.isInteger(configured) && configured > 0 ? configured : DEFAULT_POOL_THREADS;
+  return Math.max(threads - 1, 1);
+}
 
 export const kerberos5Mechanism: MechanismFactory = {
   name: 'kerberos5',
@@ -34,6 +41,7 @@ export const kerberos5Mechanism: MechanismFactory = {
     const krb5 = loadLibKrb5();
     const settings = readKrb5Settings(options.mechOption);
     const log = options.log;
+    const maxAbandoned = maxAbandonedCalls();
     let abandonedCalls = 0;
 
     return {
@@ -43,7 +51,7 @@ export const kerberos5Mechanism: MechanismFactory = {
           log.error('auth_krb5: form_principal_name');
           return { reply: REPLY_PRINCIPAL_ERROR };
         }
-        if (abandonedCalls >= MAX_ABANDONED_CALLS) {
+        if (abandonedCalls >= maxAbandoned) {
           log.error(`auth_krb5: ${abandonedCalls} earlier KDC calls have not returned yet: request not sent`);
           return { reply: timeoutReply('start') };
         }
