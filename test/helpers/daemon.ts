@@ -75,6 +75,11 @@ export class Daemon {
     return daemon;
   }
 
+  /** Starts a daemon without waiting for it (tests of its start-up window). */
+  static launch(options: DaemonOptions = {}): Daemon {
+    return new Daemon(options);
+  }
+
   /** Starts a daemon that is expected to fail; resolves with its exit status and output. */
   static async startFailing(options: DaemonOptions = {}): Promise<{ code: number | null; output: string }> {
     const daemon = new Daemon(options);
