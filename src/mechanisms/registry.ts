@@ -4,12 +4,16 @@
  * original's `unknown authentication mechanism` message.
  */
 import type { MechanismFactory } from './types.js';
+import { kerberos5Mechanism } from './kerberos5/index.js';
 import { pamMechanism } from './pam.js';
 
 /** What Debian's saslauthd 2.1.28 was built with, in its table order. */
 export const DEBIAN_MECHANISM_NAMES = ['sasldb', 'getpwent', 'kerberos5', 'pam', 'rimap', 'shadow', 'ldap'] as const;
 
-const IMPLEMENTED: ReadonlyMap<string, MechanismFactory> = new Map([[pamMechanism.name, pamMechanism]]);
+const IMPLEMENTED: ReadonlyMap<string, MechanismFactory> = new Map([
+  [pamMechanism.name, pamMechanism],
+  [kerberos5Mechanism.name, kerberos5Mechanism],
+]);
 
 /** Names this build can run, for `-v`. */
 export function availableMechanismNames(): string[] {
