@@ -247,7 +247,7 @@ async function main(argv: readonly string[]): Promise<void> {
   const worlds: { shadow?: ShadowWorld; sasldb?: SasldbWorld } = {};
   try {
     const wanted = (ids: readonly string[]): boolean => options.only === undefined || ids.some((id) => options.only!.test(id));
-    const unixWanted = wanted(['unix', 'unix-wrong-20']);
+    const unixWanted = wanted(['unix', 'unix-wrong-20', 'guess-one-account', 'guess-many-accounts', 'burst-300']);
     if (unixWanted && UnixWorld.available()) unix = new UnixWorld();
     else if (unixWanted) progress('not root: the pam_unix scenarios are skipped');
     if (wanted(['shadow']) && ShadowWorld.available()) worlds.shadow = new ShadowWorld();

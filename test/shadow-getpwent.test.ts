@@ -205,7 +205,7 @@ describe('getpwent: our daemon and the C saslauthd give the same reply bytes', {
 
 describe('the shadow checks with a fixed "today" (no daemon)', () => {
   const hash = Buffer.from(execFileSync('openssl', ['passwd', '-6', '-stdin'], { input: 'Unit-pass-1' }).toString().trim());
-  const quiet = { debug: () => {}, info: () => {}, error: () => {} };
+  const quiet = { debug: () => {}, debugAlways: () => {}, info: () => {}, error: () => {} };
   const request = { login: Buffer.from('unit'), password: Buffer.from('Unit-pass-1'), service: Buffer.alloc(0), realm: Buffer.alloc(0) };
   const entry = { hash, lastChange: -1, maxDays: -1, expire: -1 };
   const reply = (changes: Partial<typeof entry>, today = 20_000, password = request.password): string =>

@@ -5,6 +5,7 @@
  */
 import type { MechanismFactory } from './types.js';
 import { getpwentMechanism } from './getpwent.js';
+import { kerberos5Mechanism } from './kerberos5/index.js';
 import { pamMechanism } from './pam.js';
 import { sasldbMechanism } from './sasldb.js';
 import { shadowMechanism } from './shadow.js';
@@ -17,6 +18,7 @@ const IMPLEMENTED: ReadonlyMap<string, MechanismFactory> = new Map([
   [shadowMechanism.name, shadowMechanism],
   [getpwentMechanism.name, getpwentMechanism],
   [sasldbMechanism.name, sasldbMechanism],
+  [kerberos5Mechanism.name, kerberos5Mechanism],
 ]);
 
 /** Names this build can run, for `-v`. */

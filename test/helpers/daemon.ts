@@ -19,7 +19,7 @@ export const allDaemonLogs: string[] = [];
 export interface DaemonOptions {
   /** Extra arguments after `-d -a <mechanism> -m <dir>`. */
   readonly args?: readonly string[];
-  /** The `-a` mechanism; default `pam`. */
+  /** The `-a` mechanism; `pam` when not given. */
   readonly mechanism?: string;
   readonly env?: NodeJS.ProcessEnv;
   /** Run the C saslauthd instead of ours. */
@@ -35,6 +35,8 @@ export class Daemon {
   readonly socket: string;
   readonly child: ChildProcess;
   private output = '';
+  /** Date.now() at the arrival of each line of output (for rate checks). */
+  readonly lineTimes: number[] = [];
   private exitInfo: { code: number | null; signal: NodeJS.Signals | null } | undefined;
   private readonly exitWaiters: (() => void)[] = [];
   private readonly outputWaiters: (() => void)[] = [];
@@ -54,6 +56,8 @@ export class Daemon {
     const collect = (chunk: Buffer): void => {
       const text = chunk.toString('latin1');
       this.output += text;
+      const now = Date.now();
+      for (let index = text.indexOf('\n'); index !== -1; index = text.indexOf('\n', index + 1)) this.lineTimes.push(now);
       allDaemonLogs.push(text);
       for (const waiter of this.outputWaiters.splice(0)) waiter();
     };
