@@ -59,17 +59,25 @@ export class MatrixWorld {
 
 export class UnixWorld {
   readonly user = `stsb${process.pid}`;
+  /** A second account: the one that is not under attack in the guessing scenarios. */
+  readonly otherUser = `stsc${process.pid}`;
   readonly password = 'Bench-Unix-Pass-7';
+  /** pam_unix with its 2 s failure delay, as Debian's common-auth has it. */
   readonly service = 'sts-bench';
+  /** pam_unix `nodelay`: the hash is the whole cost of a wrong password. */
+  readonly nodelayService = 'sts-bench-nodelay';
   private readonly pamDirectory = mkdtempSync(join(tmpdir(), 'sts-bench-pamd-'));
-  private created = false;
+  private readonly created: string[] = [];
 
   constructor() {
     writeFileSync(join(this.pamDirectory, this.service), 'auth required pam_unix.so\naccount required pam_unix.so\n');
+    writeFileSync(join(this.pamDirectory, this.nodelayService), 'auth required pam_unix.so nodelay\naccount required pam_unix.so\n');
     writeFileSync(join(this.pamDirectory, 'other'), 'auth required pam_deny.so\naccount required pam_deny.so\n');
-    execFileSync('useradd', ['--no-create-home', '--shell', '/usr/sbin/nologin', this.user]);
-    this.created = true;
-    execFileSync('chpasswd', [], { input: `${this.user}:${this.password}\n` });
+    for (const user of [this.user, this.otherUser]) {
+      execFileSync('useradd', ['--no-create-home', '--shell', '/usr/sbin/nologin', user]);
+      this.created.push(user);
+      execFileSync('chpasswd', ['-c', 'YESCRYPT'], { input: `${user}:${this.password}\n` });
+    }
   }
 
   static available(): boolean {
@@ -86,8 +94,7 @@ export class UnixWorld {
   }
 
   dispose(): void {
-    if (this.created) execFileSync('userdel', [this.user]);
-    this.created = false;
+    for (const user of this.created.splice(0)) execFileSync('userdel', [user]);
     rmSync(this.pamDirectory, { recursive: true, force: true });
   }
 }

@@ -134,7 +134,15 @@ function notes(figures: DaemonFigures): string {
   const parts = [`${load.ok} OK, ${load.no} NO`];
   if (load.errors > 0) parts.push(`${load.errors} errors (${load.first_error})`);
   if (load.mismatches > 0) parts.push(`${load.mismatches} unexpected replies (${JSON.stringify(load.first_mismatch)})`);
-  if (figures.background) parts.push(`background: ${figures.background.ok + figures.background.no} replies, ${figures.background.errors} errors`);
+  if (figures.background) {
+    const { ok, no, errors, mismatches, seconds } = figures.background;
+    // For the guessing scenarios: refusals per second are the guesses the daemon let through.
+    const checked = no - mismatches;
+    parts.push(
+      `background: ${ok + no} replies, ${checked} refused by PAM (${(checked / seconds).toFixed(2)}/s), ` +
+        `${mismatches} other replies, ${errors} errors`,
+    );
+  }
   return parts.join(', ');
 }
 

@@ -227,7 +227,7 @@ async function main(argv: readonly string[]): Promise<void> {
   const matrix = new MatrixWorld();
   let unix: UnixWorld | undefined;
   try {
-    const unixWanted = options.only === undefined || ['unix', 'unix-wrong-20'].some((id) => options.only!.test(id));
+    const unixWanted = options.only === undefined || ['unix', 'unix-wrong-20', 'guess-one-account', 'guess-many-accounts', 'burst-300'].some((id) => options.only!.test(id));
     if (unixWanted && UnixWorld.available()) unix = new UnixWorld();
     else if (unixWanted) progress('not root: the pam_unix scenarios are skipped');
     const list = scenarios(options.durations, unix).filter((s) => !options.only || options.only.test(s.id));

@@ -38,6 +38,11 @@ const WRONG_PASSWORD_CLIENTS = 20;
 const IDLE_CONNECTIONS = 500;
 /** Clients of the pam_unix throughput scenario: more than -n, so every worker is busy. */
 const UNIX_CLIENTS = 8;
+/** Clients of the guessing scenarios (one account, many accounts) and of the burst. */
+const GUESSING_CLIENTS = 20;
+const BURST_CLIENTS = 300;
+/** Distinct unknown accounts the spraying clients cycle through. */
+const SPRAYED_ACCOUNTS = 1000;
 /** A request a daemon does not answer by then is an error (the C daemon can block forever). */
 const REQUEST_TIMEOUT_MS = 5_000;
 /** The right login behind 20 wrong ones may wait seconds at the C daemon: still measured. */
@@ -99,6 +104,34 @@ export function scenarios(durations: Durations, unix: UnixWorld | undefined): Sc
         seconds: rightWarmup + unixSeconds,
         timeoutMs: SLOW_REQUEST_TIMEOUT_MS,
       },
+    });
+    // Password guessing: the background's replies per second are the guesses a daemon lets
+    // through; the measured client is a right login to an account nobody attacks.
+    const other = { ...right, login: unix.otherUser, clients: 1, warmupSeconds: rightWarmup, timeoutMs: SLOW_REQUEST_TIMEOUT_MS };
+    const guessing = { ...right, expect: 'NO PAM auth error', warmupSeconds: 0, seconds: rightWarmup + unixSeconds, timeoutMs: SLOW_REQUEST_TIMEOUT_MS };
+    list.push({
+      id: 'guess-one-account',
+      title: `guessing: ${GUESSING_CLIENTS} clients, wrong passwords for one account; right login to another`,
+      world: 'unix',
+      cache: false,
+      load: other,
+      background: { ...guessing, password: 'not-the-password', clients: GUESSING_CLIENTS },
+    });
+    list.push({
+      id: 'guess-many-accounts',
+      title: `guessing: ${GUESSING_CLIENTS} clients, wrong passwords for ${SPRAYED_ACCOUNTS} accounts; right login to another`,
+      world: 'unix',
+      cache: false,
+      load: other,
+      background: { ...guessing, login: `${unix.user}g`, password: 'not-the-password-', users: SPRAYED_ACCOUNTS, clients: GUESSING_CLIENTS },
+    });
+    list.push({
+      id: 'burst-300',
+      title: `pam_unix nodelay: ${BURST_CLIENTS} clients repeat one stale password; right password, same account`,
+      world: 'unix',
+      cache: false,
+      load: { ...right, service: unix.nodelayService, clients: 1, warmupSeconds: rightWarmup, timeoutMs: SLOW_REQUEST_TIMEOUT_MS },
+      background: { ...guessing, service: unix.nodelayService, password: 'stale-password', clients: BURST_CLIENTS },
     });
   }
   return list;

@@ -25,6 +25,11 @@ export interface Limits {
   readonly maxJobsPerWorker: number;
   /** With `-n 0`: one-request workers running at once. */
   readonly maxPerRequestWorkers: number;
+  /**
+   * Checks for recently failed logins (or recently refused passwords) running at once,
+   * failure delays included: the daemon-wide bound on password guessing (server/login-scheduler.ts).
+   */
+  readonly maxSuspectChecks: number;
 }
 
 export interface CacheSettings {
@@ -84,4 +89,6 @@ export const DEFAULT_LIMITS: Limits = {
   maxQueuedJobs: 1_024,
   maxJobsPerWorker: 0,
   maxPerRequestWorkers: 32,
+  // The original's default -n 5 held 5 workers through pam_unix's 2 s delay: 2.5 guesses/s.
+  maxSuspectChecks: 5,
 };

@@ -23,6 +23,9 @@ let pidLog: string;
 before(() => {
   pam = new PamFixture([
     { name: 'good', password: PASSWORD, service: 'imap' },
+    // Distinct logins where a test needs concurrent checks: one login is checked one at a time.
+    { name: 'good2', password: PASSWORD, service: 'imap' },
+    { name: 'good3', password: PASSWORD, service: 'imap' },
   ]);
   pam.addService('slow', `auth required ${PAM_EXEC_MODULE} /bin/sleep 1\nauth required @MATRIX@\naccount required @PERMIT@\n`);
   // "who" appends the pid of the worker that ran PAM (pam_exec's parent) to a file
@@ -184,8 +187,9 @@ test('-n 0: every request runs in a fresh worker process; none stays resident', 
     const pids = readFileSync(pidLog, 'utf8').trim().split('\n');
     assert.equal(new Set(pids).size, 4, `4 requests, 4 workers: ${pids.join(',')}`);
     assert.equal(await ask(daemon.socket, 'good', 'wrong-password', 'imap', ''), 'NO PAM auth error');
-    // concurrent requests in -n 0 are all answered
-    const replies = await Promise.all(Array.from({ length: 10 }, () => ask(daemon.socket, 'good', PASSWORD, 'imap', '')));
+    // concurrent requests in -n 0 are all answered (three logins: each login is checked one at a time)
+    const logins = ['good', 'good2', 'good3'];
+    const replies = await Promise.all(Array.from({ length: 10 }, (_, i) => ask(daemon.socket, logins[i % 3]!, PASSWORD, 'imap', '')));
     // On failure, say which replies and what the daemon logged about them.
     const errors = () => daemon.logs.split('\n').filter((line) => /error|fail|died|exited/.test(line)).slice(-8).join('\n');
     assert.ok(replies.every((reply) => reply === 'OK'), `${replies.join(',')}\n${errors()}`);
@@ -206,8 +210,9 @@ test('--idle-workers: the other -n workers start when requests wait and stop aft
   try {
     await new Promise((resolve) => setTimeout(resolve, 300));
     assert.equal(childPids(daemon.pid).length, 1, 'one worker while there is no work');
-    // Three slow requests at once: two of them wait, so two more workers start.
-    const slow = Array.from({ length: 3 }, () => ask(daemon.socket, 'good', PASSWORD, 'slow', ''));
+    // Three slow requests at once (three logins: one login is checked one at a time): two
+    // of them wait, so two more workers start.
+    const slow = ['good', 'good2', 'good3'].map((login) => ask(daemon.socket, login, PASSWORD, 'slow', ''));
     await eventually(() => childPids(daemon.pid).length === 3, 'three workers while requests wait');
     assert.deepEqual(await Promise.all(slow), ['OK', 'OK', 'OK']);
     await eventually(() => childPids(daemon.pid).length === 1, 'back to one worker once idle', 5_000);

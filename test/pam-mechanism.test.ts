@@ -45,7 +45,7 @@ const record = (message: string): void => {
   lines.push(message);
   allLines.push(message);
 };
-const log: MechanismLog = { debug: record, info: record, error: record };
+const log: MechanismLog = { debug: record, debugAlways: record, info: record, error: record };
 const options: MechanismOptions = { mechOption: undefined, log };
 let mech: Mechanism;
 

@@ -79,11 +79,12 @@ test('repeats have their own small queue bound: they cannot fill the queue for e
     assert.equal(await ask(bounded.socket, 'bob', WRONG, 'slow', ''), 'NO PAM auth error');
     const repeats = Array.from({ length: 8 }, () => ask(bounded.socket, 'bob', WRONG, 'slow', ''));
     await new Promise((resolve) => setTimeout(resolve, 100));
-    // the repeat queue (4 / 4 = 1 place) is full and refuses; a fresh login still gets in
+    // bob just failed: one wrong password may keep 1 request waiting (--max-queue 4 / 16,
+    // at least 1); the others are refused; his right password still gets in
     assert.equal(await ask(bounded.socket, 'bob', RIGHT, 'slow', ''), 'OK');
     const replies = await Promise.all(repeats);
     assert.ok(replies.includes('NO server busy'), replies.join(','));
-    await bounded.waitForLog(/job queue full \(1 repeated failures waiting\)/);
+    await bounded.waitForLog(/job queue full \(1 waiting for a login that just failed\)/);
     // a refusal by the daemon itself is not an auth failure and marks nothing
     assert.match(bounded.logs, /auth not checked: \[user=bob\] .*\[reason=server busy\]/);
     assert.doesNotMatch(bounded.logs, /auth failure: .*\[reason=server busy\]/);

@@ -96,6 +96,16 @@ test('daemon mode: lines reach syslog as ident saslauthd[pid], facility auth, th
     line.text,
     `${COLUMN}auth failure: [user=${USER}] [service=sts-syslog] [realm=] [mech=pam] [reason=PAM auth error]`,
   );
+  // Without -d/-V, as the original: auth_pam's DEBUG line still reaches syslog, at auth.debug,
+  // from the worker that ran PAM; no other debug line does.
+  const pamDebug = parse(await listener.waitFor((message) => message.includes('DEBUG: auth_pam: pam_authenticate failed')));
+  assert.deepEqual(pamDebug, {
+    priority: 4 * 8 + 7,
+    pid: pamDebug!.pid,
+    text: `${COLUMN}DEBUG: auth_pam: pam_authenticate failed: Authentication failure`,
+  });
+  assert.ok(workers.includes(pamDebug!.pid), 'written by a worker');
+  assert.equal(linesOf([pid, ...workers]).filter((entry) => entry.priority === 4 * 8 + 7 && !entry.text.includes('DEBUG: auth_pam')).length, 0);
 
   process.kill(pid, 'SIGTERM');
   await eventually(() => !isAlive(pid), 'the daemon exits on SIGTERM');

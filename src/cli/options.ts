@@ -86,6 +86,9 @@ export function extendedUsageText(): string {
   --max-connections <n>       Open client connections (default ${DEFAULT_LIMITS.maxConnections}).
   --max-queue <n>             Requests waiting for a worker (default ${DEFAULT_LIMITS.maxQueuedJobs}).
   --max-jobs-per-worker <n>   Recycle a worker after n requests, 0 = never (default ${DEFAULT_LIMITS.maxJobsPerWorker}).
+  --max-suspect-checks <n>    Checks for logins that failed in the last 10 minutes that may
+                              run at once, daemon-wide, failure delays included (default
+                              ${DEFAULT_LIMITS.maxSuspectChecks}: the guessing rate of the original's -n 5).
   --idle-workers <n>          Workers kept started without work; the other -n workers start
                               when requests wait (default: all, as the original).
   --worker-idle-timeout <ms>  How long such an extra worker may go without a request before
@@ -167,6 +170,7 @@ function buildProgram(): Command {
     .option('--max-connections <n>', '', count('--max-connections', false))
     .option('--max-queue <n>', '', count('--max-queue', false))
     .option('--max-jobs-per-worker <n>', '', count('--max-jobs-per-worker', true))
+    .option('--max-suspect-checks <n>', '', count('--max-suspect-checks', false))
     .option('--idle-workers <n>', '', count('--idle-workers', false))
     .option('--worker-idle-timeout <ms>', '', positiveMs('--worker-idle-timeout'));
 }
@@ -194,6 +198,7 @@ interface RawOptions {
   maxConnections?: number;
   maxQueue?: number;
   maxJobsPerWorker?: number;
+  maxSuspectChecks?: number;
   idleWorkers?: number;
   workerIdleTimeout?: number;
 }
@@ -250,6 +255,7 @@ export function parseCommandLine(argv: readonly string[]): ParsedCommandLine {
       maxConnections: raw.maxConnections ?? DEFAULT_LIMITS.maxConnections,
       maxQueuedJobs: raw.maxQueue ?? DEFAULT_LIMITS.maxQueuedJobs,
       maxJobsPerWorker: raw.maxJobsPerWorker ?? DEFAULT_LIMITS.maxJobsPerWorker,
+      maxSuspectChecks: raw.maxSuspectChecks ?? DEFAULT_LIMITS.maxSuspectChecks,
       maxPerRequestWorkers: DEFAULT_LIMITS.maxPerRequestWorkers,
     },
   };

@@ -3,6 +3,9 @@
  * `saslauthd`: parse the command line, then either print (usage, version), detach and wait
  * for the daemon to listen (the default), or run the primary in the foreground (`-d`, `-f`).
  */
+// First: shuts the Node runtime's own doors (inspector on SIGUSR1, NODE_OPTIONS, default
+// signal actions) before any other module runs.
+import '../runtime/harden-process.js';
 import { fileURLToPath } from 'node:url';
 import { parseCommandLine } from './options.js';
 import { createLogger } from '../log/logger.js';

@@ -10,7 +10,8 @@
  * route the stderr lines to syslog and a second copy would double every line; there the
  * lines carry the original's syslog text column (`<6>                : auth failure: …`), so
  * the journal and auth.log read as they did with the C daemon.
- * Debug lines exist only in verbose mode (`-d`, `-V`), as in the original.
+ * Debug lines exist only in verbose mode (`-d`, `-V`), as in the original, except the few
+ * it writes unconditionally (debugAlways).
  * Callers never pass a password, hash or digest; user-controlled text goes through
  * `printable()` first so a login cannot forge a log line.
  */
@@ -25,7 +26,13 @@ export interface Logger {
   readonly verbose: boolean;
   error(message: string): void;
   info(message: string): void;
+  /** A debug line: written only in verbose mode (`-d`, `-V`). */
   debug(message: string): void;
+  /**
+   * A debug-priority line written whatever the verbosity: the few the original sends to
+   * syslog unconditionally (auth_pam's `DEBUG: auth_pam: … failed: …`).
+   */
+  debugAlways(message: string): void;
 }
 
 export interface LoggerOptions {
@@ -73,7 +80,7 @@ export function createLogger(options: LoggerOptions): Logger {
   const pinoLogger = (): PinoLogger =>
     (log ??= loadPino()(
       {
-        level: options.verbose ? 'debug' : 'info',
+        level: 'debug', // debug() filters by verbosity itself; debugAlways() must get through
         base: null,
         timestamp: false,
         formatters: { level: (_label, number) => ({ level: number }) },
@@ -87,6 +94,7 @@ export function createLogger(options: LoggerOptions): Logger {
     debug: (message) => {
       if (options.verbose) pinoLogger().debug(message);
     },
+    debugAlways: (message) => pinoLogger().debug(message),
   };
 }
 

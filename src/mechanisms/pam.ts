@@ -182,7 +182,7 @@ function authenticate(pam: LibPam, request: AuthRequest, log: MechanismLog): Aut
     const started = pam.start(cString(request.service), cString(request.login), cbs.conv, tx.id, handleOut);
     const handle = handleOut[0];
     if (started !== PAM_SUCCESS || handle === null) {
-      log.debug(`DEBUG: auth_pam: pam_start failed: ${pam.strerror(handle, started)}`);
+      log.debugAlways(`DEBUG: auth_pam: pam_start failed: ${pam.strerror(handle, started)}`);
       return { reply: 'NO PAM start error' };
     }
     pinLoadedObjects(request.service.toString('latin1'));
@@ -198,12 +198,12 @@ function authenticate(pam: LibPam, request: AuthRequest, log: MechanismLog): Aut
 
       status = pam.authenticate(handle, PAM_SILENT);
       if (status !== PAM_SUCCESS) {
-        log.debug(`DEBUG: auth_pam: pam_authenticate failed: ${pam.strerror(handle, status)}`);
+        log.debugAlways(`DEBUG: auth_pam: pam_authenticate failed: ${pam.strerror(handle, status)}`);
         return failure('NO PAM auth error', tx);
       }
       status = pam.acctMgmt(handle, PAM_SILENT);
       if (status !== PAM_SUCCESS) {
-        log.debug(`DEBUG: auth_pam: pam_acct_mgmt failed: ${pam.strerror(handle, status)}`);
+        log.debugAlways(`DEBUG: auth_pam: pam_acct_mgmt failed: ${pam.strerror(handle, status)}`);
         return failure('NO PAM acct error', tx);
       }
       return { reply: 'OK' };

@@ -5,6 +5,7 @@
  */
 import type { MechanismFactory } from './types.js';
 import { httpformMechanism } from './httpform/httpform.js';
+import { kerberos5Mechanism } from './kerberos5/index.js';
 import { pamMechanism } from './pam.js';
 import { rimapMechanism } from './rimap/rimap.js';
 
@@ -19,6 +20,7 @@ export const NON_DEBIAN_MECHANISM_NAMES = ['httpform'] as const;
 
 const IMPLEMENTED: ReadonlyMap<string, MechanismFactory> = new Map([
   [pamMechanism.name, pamMechanism],
+  [kerberos5Mechanism.name, kerberos5Mechanism],
   [rimapMechanism.name, rimapMechanism],
   [httpformMechanism.name, httpformMechanism],
 ]);

@@ -30,7 +30,10 @@ export interface AuthResult {
 
 /** Where a mechanism writes its own diagnostics; never pass a secret to it. */
 export interface MechanismLog {
+  /** Written only in verbose mode. */
   debug(message: string): void;
+  /** A debug-priority line written whatever the verbosity (as the original's auth_pam does). */
+  debugAlways(message: string): void;
   info(message: string): void;
   error(message: string): void;
 }

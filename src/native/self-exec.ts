@@ -11,6 +11,7 @@
  *     /proc/PID/exe of every process is /usr/sbin/saslauthd (start-stop-daemon --exec).
  */
 import { isSea } from 'node:sea';
+import { isNodeVariable } from '../runtime/harden-process.js';
 
 /** Environment variable telling the SEA entry point which part to run (read and removed there). */
 export const ENTRY_VARIABLE = 'SASLAUTHD_TS_ENTRY';
@@ -21,7 +22,7 @@ export type SelfEntry = 'saslauthd' | 'worker';
 export interface SelfCommand {
   readonly command: string;
   readonly args: string[];
-  /** Variables to add to the child's environment. */
+  /** The child's whole environment: ours without any `NODE_*` variable, plus the entry. */
   readonly env: Record<string, string>;
 }
 
@@ -35,7 +36,33 @@ export function runningAsSea(): boolean {
 }
 
 /** The command that runs `entry` (compiled to `script`) with `args` in a new process. */
-export function selfCommand(entry: SelfEntry, script: string, args: readonly string[]): SelfCommand {
-  if (runningAsSea()) return { command: process.execPath, args: [...args], env: { [ENTRY_VARIABLE]: entry } };
-  return { command: process.execPath, args: [script, ...args], env: {} };
+export function selfCommand(
+  entry: SelfEntry,
+  script: string,
+  args: readonly string[],
+  extraEnv: Readonly<Record<string, string>> = {},
+): SelfCommand {
+  const env = { ...childEnvironment(), ...extraEnv };
+  if (runningAsSea()) return { command: process.execPath, args: [...args], env: { ...env, [ENTRY_VARIABLE]: entry } };
+  return { command: process.execPath, args: [...RUNTIME_FLAGS, script, ...args], env };
+}
+
+/**
+ * Node flags for copies started as `node <script>`: `--disable-sigusr1` where this Node
+ * has it (22.14+), which shuts the inspector's signal door before Node's own bootstrap,
+ * not only from our first module on (runtime/harden-process.ts).
+ */
+const RUNTIME_FLAGS: readonly string[] = process.allowedNodeEnvironmentFlags.has('--disable-sigusr1') ? ['--disable-sigusr1'] : [];
+
+/**
+ * The environment every process the daemon starts gets: ours, without `NODE_OPTIONS` or any
+ * other `NODE_*` variable (harden-process.ts removed them at start; this is the second lock
+ * on the same door, should anything have set one since).
+ */
+export function childEnvironment(): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [name, value] of Object.entries(process.env)) {
+    if (value !== undefined && !isNodeVariable(name)) env[name] = value;
+  }
+  return env;
 }

@@ -1,18 +1,26 @@
 /**
  * The C daemon's do_auth(), in the primary: from a decoded request to the reply text.
- * Applies `-r`, consults the cache, hands the job to the worker pool (the same credentials
- * refused a moment ago go to the back: repeat-failures.ts), checks what the mechanism answered,
- * applies a requested failure delay to this reply only, and writes the one log line per
- * outcome that admins and fail2ban read:
+ * Applies `-r`, consults the cache, waits for the login's turn (login-scheduler.ts: one
+ * check at a time per login, fair between credentials, bounded for logins that just
+ * failed), hands the job to the worker pool (the same credentials refused a moment ago go
+ * to the back: repeat-failures.ts), checks what the mechanism answered, serves a requested
+ * failure delay to this reply only, and writes the one log line per outcome that admins and
+ * fail2ban read:
  *   auth success: [user=…] [service=…] [realm=…] [mech=…]            (verbose only)
  *   auth failure: [user=…] [service=…] [realm=…] [mech=…] [reason=…]  (always)
+ *   auth not checked: … [reason=…]   (the daemon answered NO itself; at most one line a
+ *                                     second per reason, log/refusal-log.ts)
  */
-import { setTimeout as sleep } from 'node:timers/promises';
 import { REPLY, cString, type WireRequest } from '../protocol/codec.js';
 import { printable, type Logger } from '../log/logger.js';
-import type { JobLane, JobOutcome, PoolJob } from '../workers/pool.js';
+import { RefusalLog } from '../log/refusal-log.js';
+import { monotonicMs } from '../runtime/monotonic-clock.js';
+import { POOL_REPLY, type JobLane, type JobOutcome, type PoolJob } from '../workers/pool.js';
 import { RepeatFailures } from './repeat-failures.js';
 import type { CacheKeyParts, CredentialCache } from './credential-cache.js';
+import { FailureDelays } from './failure-delays.js';
+import { KeyedDigest } from './keyed-digest.js';
+import type { CheckResult, LoginScheduler, Refusal } from './login-scheduler.js';
 
 export interface AuthenticatorOptions {
   /** `-a`, as given (log lines show it). */
@@ -20,7 +28,11 @@ export interface AuthenticatorOptions {
   /** `-r`: append `@realm` to the login when the realm is not empty. */
   readonly appendRealm: boolean;
   readonly log: Logger;
-  readonly runJob: (job: PoolJob, lane: JobLane) => Promise<JobOutcome>;
+  /** Runs a job in a worker; `timeoutMs` is what is left of the request's deadline. */
+  readonly runJob: (job: PoolJob, lane: JobLane, timeoutMs: number) => Promise<JobOutcome>;
+  readonly scheduler: LoginScheduler;
+  /** The request's one deadline (`--job-timeout`), from the moment it is complete. */
+  readonly jobTimeoutMs: number;
   /** `-c`: the credential cache, consulted before the mechanism. */
   readonly cache?: CredentialCache | undefined;
 }
@@ -28,14 +40,18 @@ export interface AuthenticatorOptions {
 export class Authenticator {
   private counters = { ok: 0, no: 0 };
   private readonly repeatFailures = new RepeatFailures();
-  /** Aborted at shutdown: the clients waiting out a failure delay get their NO at once. */
-  private readonly delays = new AbortController();
+  private readonly delays = new FailureDelays();
+  private readonly digest = new KeyedDigest();
+  private readonly refusals: RefusalLog;
 
-  constructor(private readonly options: AuthenticatorOptions) {}
+  constructor(private readonly options: AuthenticatorOptions) {
+    this.refusals = new RefusalLog((line) => options.log.error(line));
+  }
 
-  /** Shutdown: answer the clients that wait out a failure delay now, rather than not at all. */
+  /** Shutdown: answer the clients that wait out a failure delay or a turn now, rather than not at all. */
   cutFailureDelays(): void {
-    this.delays.abort();
+    this.options.scheduler.stop();
+    this.delays.cutAll();
   }
 
   get stats(): { ok: number; no: number } {
@@ -47,6 +63,7 @@ export class Authenticator {
    * the original's mechanisms see them. Never throws; the password buffer is zeroed.
    */
   async authenticate(request: WireRequest): Promise<string> {
+    const startedAt = monotonicMs();
     const password = cString(request.password);
     try {
       const login = cString(request.login);
@@ -58,48 +75,96 @@ export class Authenticator {
         this.options.appendRealm && realm.length > 0 ? Buffer.concat([login, Buffer.from('@'), realm]) : login;
       const remoteHost = clientHost(request.clientAddress);
       // Rendered only for a line that is written: most requests log nothing without -d/-V.
-      const fields = (): string => `[user=${printable(user)}] [service=${printable(service)}] [realm=${printable(realm)}]`;
       const remote = (): string => (remoteHost.length > 0 ? ` [remote=${printable(remoteHost)}]` : '');
+      const fields = (): string => `[user=${printable(user)}] [service=${printable(service)}] [realm=${printable(realm)}]${remote()}`;
       const cache = this.options.cache;
       const key = { user, realm, service, remote: remoteHost };
-      if (cache && this.answeredFromCache(cache, key, password, () => `${fields()}${remote()}`)) return 'OK';
+      if (cache && this.answeredFromCache(cache, key, password, fields)) return 'OK';
 
-      const repeat = this.repeatFailures.isRepeat(key, password);
-      const outcome = await this.options.runJob(
-        { login: user, password, service, realm, remoteHost },
-        repeat ? 'repeat' : 'normal',
+      const admission = await this.options.scheduler.admit(
+        { login: this.digest.of(user, realm), credential: this.digest.of(user, realm, password), password: this.digest.of(password) },
+        this.options.jobTimeoutMs,
       );
-      let reply = outcome.reply;
-      if (!reply.startsWith('OK') && !reply.startsWith('NO')) {
-        this.options.log.error(`mechanism returned unknown response: ${printable(Buffer.from(reply, 'latin1'))}`);
-        reply = REPLY.internalFailure;
+      if (!admission.granted) return this.notChecked(refusalReply(admission), fields, admission);
+      let result: CheckResult = 'unchecked';
+      try {
+        // The same credentials may have been checked while this request waited for its turn.
+        if (cache && admission.turn.waited && this.answeredFromCache(cache, key, password, fields)) return 'OK';
+        const reply = await this.check({ login: user, password, service, realm, remoteHost }, key, startedAt, fields);
+        result = reply.result;
+        return reply.text;
+      } finally {
+        admission.turn.finish(result);
       }
-      if (reply.startsWith('OK')) {
-        cache?.remember(key, password);
-        if (repeat) this.repeatFailures.recordSuccess(key, password);
-        this.counters.ok++;
-        if (this.options.log.verbose) this.options.log.debug(`auth success: ${fields()}${remote()} [mech=${this.options.mechanism}]`);
-      } else if (!outcome.fromMechanism) {
-        // Busy, timed out, worker died, shutting down: nothing was learnt about these
-        // credentials, so neither the cache nor the repeat list changes, and the line is not
-        // an `auth failure:` (fail2ban must not ban a user for the daemon's trouble).
-        this.counters.no++;
-        this.options.log.error(`auth not checked: ${fields()}${remote()} [mech=${this.options.mechanism}] [reason=${reply.slice(3)}]`);
-      } else {
-        cache?.forget(key); // a changed password stops the old one now, not at expiry
-        this.repeatFailures.recordFailure(key, password);
-        this.counters.no++;
-        const reason = reply.length > 3 ? reply.slice(3) : 'Unknown';
-        this.options.log.info(`auth failure: ${fields()}${remote()} [mech=${this.options.mechanism}] [reason=${reason}]`);
-        // PAM asked for a delay after this failure; it is served here, to this client
-        // only, while the worker is already free for the next job.
-        if (outcome.failDelayMs > 0) await sleep(outcome.failDelayMs, undefined, { signal: this.delays.signal }).catch(() => {});
-      }
-      if (this.options.log.verbose && reply.length === 2) this.options.log.debug(`response: ${reply}`);
-      return reply;
     } finally {
       request.password.fill(0);
     }
+  }
+
+  /** One check by the mechanism, and what follows from its answer (cache, memory, log, delay). */
+  private async check(
+    job: PoolJob,
+    key: CacheKeyParts,
+    startedAt: number,
+    fields: () => string,
+  ): Promise<{ text: string; result: CheckResult }> {
+    const { cache, log, mechanism } = this.options;
+    const timeLeft = this.options.jobTimeoutMs - (monotonicMs() - startedAt);
+    if (timeLeft <= 0) return { text: this.notChecked(POOL_REPLY.timeout, fields), result: 'unchecked' };
+    const repeat = this.repeatFailures.isRepeat(key, job.password);
+    const generation = cache?.generation;
+    const outcome = await this.options.runJob(job, repeat ? 'repeat' : 'normal', timeLeft);
+    let reply = outcome.reply;
+    if (!reply.startsWith('OK') && !reply.startsWith('NO')) {
+      log.error(`mechanism returned unknown response: ${printable(Buffer.from(reply, 'latin1'))}`);
+      reply = REPLY.internalFailure;
+    }
+    if (!outcome.fromMechanism) {
+      // Busy, timed out, worker died, shutting down: nothing was learnt about these
+      // credentials, so neither the cache nor the repeat list changes, and the line is not
+      // an `auth failure:` (fail2ban must not ban a user for the daemon's trouble).
+      return { text: this.notChecked(reply, fields), result: 'unchecked' };
+    }
+    let result: CheckResult;
+    if (reply.startsWith('OK')) {
+      cache?.remember(key, job.password, generation);
+      if (repeat) this.repeatFailures.recordSuccess(key, job.password);
+      this.counters.ok++;
+      if (log.verbose) log.debug(`auth success: ${fields()} [mech=${mechanism}]`);
+      result = 'success';
+    } else {
+      cache?.forget(key); // a changed password stops the old one now, not at expiry
+      this.repeatFailures.recordFailure(key, job.password);
+      this.counters.no++;
+      const reason = reply.length > 3 ? reply.slice(3) : 'Unknown';
+      log.info(`auth failure: ${fields()} [mech=${mechanism}] [reason=${reason}]`);
+      // PAM asked for a delay after this failure; it is served here, to this client only,
+      // while the worker is already free for the next job. The login's turn lasts until
+      // then: its next check starts only after the delay (login-scheduler.ts).
+      await this.delays.serve(outcome.failDelayMs);
+      result = 'failure';
+    }
+    if (log.verbose && reply.length === 2) log.debug(`response: ${reply}`);
+    return { text: reply, result };
+  }
+
+  /** A NO from the daemon itself: counted, logged at most once a second per reason. */
+  private notChecked(reply: string, fields: () => string, refusal?: Refusal): string {
+    this.counters.no++;
+    const reason = reply.slice(3);
+    const mechanism = this.options.mechanism;
+    const line = `auth not checked: ${fields()} [mech=${mechanism}] [reason=${reason}]`;
+    if (refusal && (refusal.reason === 'busy' || refusal.reason === 'login-busy')) {
+      const why = refusal.reason === 'busy' ? `${refusal.limit} waiting` : `${refusal.limit} waiting for a login that just failed`;
+      this.refusals.note(
+        `queue:${refusal.reason}`,
+        `job queue full (${why}): request refused; ${line}`,
+        (count, last) => `job queue full (${why}): ${count} requests refused, the last: ${last.slice(last.indexOf('auth not checked'))}`,
+      );
+    } else {
+      this.refusals.note(reason, line, (count, last) => `auth not checked: ${count} requests [reason=${reason}], the last: ${last.slice(18)}`);
+    }
+    return reply;
   }
 
   /** A cache hit answers `OK` without the mechanism (the original's semantics, and log lines). */
@@ -127,6 +192,12 @@ export class Authenticator {
     this.options.log.error(logText);
     return reply;
   }
+}
+
+function refusalReply(refusal: Refusal): string {
+  if (refusal.reason === 'timeout') return POOL_REPLY.timeout;
+  if (refusal.reason === 'stopped') return POOL_REPLY.shuttingDown;
+  return POOL_REPLY.busy;
 }
 
 /** The host part of a 5th field `ip;port` (what PAM_RHOST gets), or empty. */

@@ -7,9 +7,10 @@
  * Improvements: the value is HMAC-SHA256 of the password under a random key made at start
  * (never the password, never an unsalted digest, nothing on disk); a failed mechanism check
  * removes the key's entry, so after a password change the old password stops working at its
- * first failure instead of up to 8 hours later; SIGHUP empties it.
+ * first failure instead of up to 8 hours later; SIGHUP empties it, and a check that was
+ * running across the flush does not refill it (generation).
  */
-import { monotonicMs } from './monotonic-clock.js';
+import { monotonicMs } from '../runtime/monotonic-clock.js';
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 
 /** Per-entry budget used to turn `-s` kilobytes into a number of entries: the original's bucket size. */
@@ -65,6 +66,8 @@ export class CredentialCache {
   private readonly lifetimeMs: number;
   private readonly now: () => number;
   private counters = { hits: 0, misses: 0 };
+  /** Bumped by every flush: a check that started before a flush must not fill the cache after it. */
+  private flushes = 0;
 
   constructor(options: CacheOptions) {
     this.capacity =
@@ -93,8 +96,18 @@ export class CredentialCache {
     return 'mismatch';
   }
 
+  /**
+   * The cache's generation: read it before a mechanism check starts and pass it to
+   * remember(), which ignores a result from before the latest flush (a worker still running
+   * the PAM configuration that SIGHUP replaced).
+   */
+  get generation(): number {
+    return this.flushes;
+  }
+
   /** After a successful mechanism check: (re)store the entry, evicting the oldest if full. */
-  remember(parts: CacheKeyParts, password: Buffer): void {
+  remember(parts: CacheKeyParts, password: Buffer, generation: number = this.flushes): void {
+    if (generation !== this.flushes) return;
     const key = cacheKey(parts);
     if (key === undefined) return;
     this.entries.delete(key); // re-inserted last: Map order is storage order, oldest first
@@ -113,6 +126,7 @@ export class CredentialCache {
 
   /** Empties the cache; returns how many entries were dropped. */
   flush(): number {
+    this.flushes++;
     const dropped = this.entries.size;
     this.entries.clear();
     return dropped;

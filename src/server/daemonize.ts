@@ -9,6 +9,7 @@ import { spawn } from 'node:child_process';
 import type { Readable } from 'node:stream';
 import { closeSync, writeSync } from 'node:fs';
 import { selfCommand } from '../native/self-exec.js';
+import { takeOverSignals } from '../runtime/harden-process.js';
 
 /** Environment variable telling the detached copy which fd reports its startup status. */
 export const STATUS_FD_VARIABLE = 'SASLAUTHD_TS_STATUS_FD';
@@ -18,7 +19,7 @@ const STARTUP_DEADLINE_MS = 60_000;
 const STATUS_FD = 3;
 
 export async function launchDetached(script: string, argv: readonly string[]): Promise<number> {
-  const self = selfCommand('saslauthd', script, argv);
+  const self = selfCommand('saslauthd', script, argv, { [STATUS_FD_VARIABLE]: String(STATUS_FD) });
   const child = spawn(self.command, self.args, {
     detached: true,
     // Detached means detached, as the original: stdin, stdout and stderr are /dev/null and
@@ -26,8 +27,13 @@ export async function launchDetached(script: string, argv: readonly string[]): P
     // stderr would keep whoever ran `/etc/init.d/saslauthd start` and reads its output
     // (a configuration-management tool, a test) waiting until the daemon exits.
     stdio: ['ignore', 'ignore', 'ignore', 'pipe'],
-    env: { ...process.env, ...self.env, [STATUS_FD_VARIABLE]: String(STATUS_FD) },
+    env: self.env,
   });
+  // Ctrl-C or a stop while waiting is meant for the daemon being started: it gets it (and
+  // stops once it has started). Other signals never kill the launcher.
+  const forward = (signal: NodeJS.Signals) => (): void => void child.kill(signal);
+  const ignore = (): void => {};
+  takeOverSignals({ SIGTERM: forward('SIGTERM'), SIGINT: forward('SIGINT'), SIGHUP: ignore, SIGUSR1: ignore, SIGUSR2: ignore });
   const status = child.stdio[STATUS_FD] as Readable;
   let text = '';
   status.setEncoding('utf8');

@@ -1,111 +1,104 @@
 /**
- * One daemon per run directory. The lock is proper-lockfile's directory lock; liveness of a
- * holder is decided by the pid it recorded and by the socket, not by the lock's age, so a
- * daemon restarted right after a crash (systemd Restart=on-failure) starts at once, and a
- * running daemon never dies because its lock could not be refreshed.
+ * One daemon per run directory: an exclusive flock(2) on `saslauthd.pid.lock`, taken before
+ * anything else in the run directory is touched and held for the daemon's whole life. The
+ * kernel releases it when the primary exits, however it exits, so a daemon restarted right
+ * after a crash starts at once, and a running daemon's lock can never be judged stale (the
+ * mtime-based lock this replaces let a failed second start delete a live daemon's pid file
+ * and lock).
+ *
+ * Only the holder writes `saslauthd.pid` and only the holder removes files: a start that
+ * finds the lock held exits 2 and touches nothing.
  */
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { connect } from 'node:net';
-import lockfile from 'proper-lockfile';
-import type { Logger } from '../log/logger.js';
+import { closeSync, fstatSync, openSync, rmdirSync, statSync, unlinkSync, writeFileSync, constants as fs } from 'node:fs';
+import { EWOULDBLOCK, tryExclusiveLock } from '../native/file-lock.js';
+import { errnoName } from '../native/posix-sockets.js';
 import type { RunFiles } from './run-directory.js';
 import { StartupError } from './run-directory.js';
 
-/** Pause before looking again at a holder that seems gone (it may be writing its pid file). */
-const HOLDER_RECHECK_MS = 100;
-/** How long a probe of the existing socket may take before it counts as dead. */
-const SOCKET_PROBE_MS = 500;
-
 export const ALREADY_RUNNING = ['Cannot start saslauthd', 'Another instance of saslauthd is currently running'];
 
+/**
+ * Rounds of open → lock → "is it still the file at that path?". A second round happens
+ * only when the holder removed the file between our open and our lock (it was stopping).
+ */
+const LOCK_ROUNDS = 5;
+
 export interface InstanceLock {
+  /** Removes the pid file and the lock file, then drops the lock. Synchronous: done when it returns. */
   release(): void;
 }
 
-export async function acquireInstanceLock(files: RunFiles, log: Logger): Promise<InstanceLock> {
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      const release = await lockfile.lock(files.pidFile, {
-        lockfilePath: files.lock,
-        realpath: false,
-        stale: 10_000,
-        onCompromised: (error) => log.error(`instance lock could not be refreshed: ${error.message}`),
-      });
-      // The pid file names the holder. (Nothing may be written inside the lock directory:
-      // proper-lockfile would see its mtime change and call the lock compromised.)
-      writeFileSync(files.pidFile, `${process.pid}\n`, { mode: 0o600 });
-      return {
-        release: () => {
-          rmSync(files.pidFile, { force: true });
-          release().catch(() => rmSync(files.lock, { recursive: true, force: true }));
-        },
-      };
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== 'ELOCKED') {
-        throw new StartupError([`could not lock pid lock file: ${(error as Error).message}`], 1);
-      }
-      if (await holderIsAlive(files)) throw new StartupError(ALREADY_RUNNING, 2);
-      log.info(`removing stale lock left by a daemon that is gone: ${files.lock}`);
-      rmSync(files.lock, { recursive: true, force: true });
+export function acquireInstanceLock(files: RunFiles): InstanceLock {
+  for (let round = 0; round < LOCK_ROUNDS; round++) {
+    const fd = openLockFile(files.lock);
+    const attempt = tryExclusiveLock(fd);
+    if (!attempt.locked) {
+      closeSync(fd);
+      if (attempt.errno === EWOULDBLOCK) throw new StartupError(ALREADY_RUNNING, 2);
+      throw new StartupError([`could not lock pid lock file: ${errnoName(attempt.errno)}`], 1);
     }
+    if (!isFileAtPath(fd, files.lock)) {
+      closeSync(fd); // locked a file its holder removed as it stopped: take the one there now
+      continue;
+    }
+    writeFileSync(files.pidFile, `${process.pid}\n`, { mode: 0o600 });
+    return holding(fd, files);
   }
-  throw new StartupError(ALREADY_RUNNING, 2);
+  throw new StartupError([`could not lock pid lock file: ${files.lock} keeps being replaced`], 1);
+}
+
+function holding(fd: number, files: RunFiles): InstanceLock {
+  let held = true;
+  return {
+    release(): void {
+      if (!held) return;
+      held = false;
+      removeIfPresent(files.pidFile);
+      // Removed while still locked: a start that opened it a moment ago finds, once it gets
+      // the lock, that the path holds another file (or none), and locks that one instead.
+      if (isFileAtPath(fd, files.lock)) removeIfPresent(files.lock);
+      closeSync(fd);
+    },
+  };
 }
 
 /**
- * Is another process holding this run directory? Its pid file names it; a daemon that took
- * the lock an instant ago writes that file right after, so a dead or missing pid is looked
- * at twice before the lock counts as stale.
+ * Opens (creating, mode 0600) the lock file. A directory in its place is the lock of
+ * saslauthd-ts 0.1.0 (proper-lockfile): empty unless something else put files there, it is
+ * removed and replaced by the file.
  */
-async function holderIsAlive(files: RunFiles): Promise<boolean> {
-  for (let look = 0; look < 2; look++) {
-    if (look > 0) await sleep(HOLDER_RECHECK_MS);
-    const pid = readPid(files.pidFile);
-    if (pid !== undefined && pid !== process.pid && processExists(pid) && runsSaslauthd(pid)) return true;
-    if (await socketAnswers(files.socket)) return true;
-  }
-  return false;
-}
-
-function readPid(path: string): number | undefined {
+function openLockFile(path: string): number {
+  const open = (): number => openSync(path, fs.O_RDWR | fs.O_CREAT | fs.O_NOFOLLOW, 0o600);
   try {
-    const pid = Number.parseInt(readFileSync(path, 'utf8'), 10);
-    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-function processExists(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
+    return open();
   } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EISDIR') {
+      try {
+        rmdirSync(path);
+        return open();
+      } catch (again) {
+        throw new StartupError([`could not lock pid lock file: ${(again as Error).message}`], 1);
+      }
+    }
+    throw new StartupError([`could not lock pid lock file: ${(error as Error).message}`], 1);
   }
 }
 
-/** Guards against a recycled pid: the holder's command line must name saslauthd. */
-function runsSaslauthd(pid: number): boolean {
+function isFileAtPath(fd: number, path: string): boolean {
   try {
-    return readFileSync(`/proc/${pid}/cmdline`, 'latin1').includes('saslauthd');
+    const open = fstatSync(fd);
+    const there = statSync(path);
+    return open.ino === there.ino && open.dev === there.dev;
   } catch {
-    return true; // cannot tell (no /proc): assume it is the holder
+    return false;
   }
 }
 
-/** Whether something accepts connections on the socket path (another daemon, ours or C). */
-export function socketAnswers(path: string): Promise<boolean> {
-  return new Promise((resolve) => {
-    const probe = connect({ path });
-    const done = (alive: boolean): void => {
-      clearTimeout(timer);
-      probe.destroy();
-      resolve(alive);
-    };
-    const timer = setTimeout(() => done(false), SOCKET_PROBE_MS);
-    probe.once('connect', () => done(true));
-    probe.once('error', () => done(false));
-  });
+function removeIfPresent(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch {
+    // already gone
+  }
 }

@@ -7,11 +7,12 @@
  * native/posix-sockets.ts for why not node:net) and handed over as bare descriptors.
  */
 import { chmodSync, lstatSync, unlinkSync } from 'node:fs';
+import { connect } from 'node:net';
 import { constants } from 'node:os';
 import { EAGAIN, EPOLLIN, acceptConnection, closeFd, errnoName, listenUnix } from '../native/posix-sockets.js';
 import { StartupError } from './run-directory.js';
 import { RateLimitedReport } from '../log/rate-limited-report.js';
-import { ALREADY_RUNNING, socketAnswers } from './instance-lock.js';
+import { ALREADY_RUNNING } from './instance-lock.js';
 import type { SocketPoller } from '../native/socket-poller.js';
 
 /**
@@ -113,4 +114,22 @@ async function removeStaleSocket(path: string): Promise<void> {
   if (!isSocket) return; // let bind report what is in the way, as the original does
   if (await socketAnswers(path)) throw new StartupError(ALREADY_RUNNING, 2);
   unlinkSync(path);
+}
+
+/** How long a probe of an existing socket may take before it counts as dead. */
+const SOCKET_PROBE_MS = 500;
+
+/** Whether something accepts connections on the socket path (another daemon, ours or C). */
+export function socketAnswers(path: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = connect({ path });
+    const done = (alive: boolean): void => {
+      clearTimeout(timer);
+      probe.destroy();
+      resolve(alive);
+    };
+    const timer = setTimeout(() => done(false), SOCKET_PROBE_MS);
+    probe.once('connect', () => done(true));
+    probe.once('error', () => done(false));
+  });
 }

@@ -15,12 +15,14 @@ import { notifySystemd } from '../native/systemd.js';
 import { WorkerPool } from '../workers/pool.js';
 import { Authenticator } from './authenticator.js';
 import { CredentialCache } from './credential-cache.js';
+import { LoginScheduler } from './login-scheduler.js';
 import { statusLine } from './status.js';
 import { FrontDoor } from './front-door.js';
 import { acquireInstanceLock, type InstanceLock } from './instance-lock.js';
 import { listenOnSocket, type Listener } from './listener.js';
 import { SocketPoller } from '../native/socket-poller.js';
 import { StartupError, ensureRunDirectory, runFiles } from './run-directory.js';
+import { takeOverSignals } from '../runtime/harden-process.js';
 
 const WORKER_SCRIPT = fileURLToPath(new URL('../workers/worker-main.js', import.meta.url));
 
@@ -46,7 +48,7 @@ export async function startPrimary(config: Config, log: Logger): Promise<Running
   process.chdir(files.directory);
   process.umask(0o077);
 
-  const lock = await acquireInstanceLock(files, log);
+  const lock = acquireInstanceLock(files);
   const cleanups: (() => void)[] = [() => lock.release()];
   const cleanUp = (): void => {
     for (const cleanup of cleanups.reverse()) cleanup();
@@ -98,7 +100,9 @@ export async function startPrimary(config: Config, log: Logger): Promise<Running
       mechanism: factory.name,
       appendRealm: config.appendRealm,
       log,
-      runJob: (job, lane) => pool.submit(job, lane),
+      runJob: (job, lane, timeoutMs) => pool.submit(job, lane, timeoutMs),
+      scheduler: new LoginScheduler({ maxSuspectChecks: config.limits.maxSuspectChecks, maxWaiting: config.limits.maxQueuedJobs }),
+      jobTimeoutMs: config.deadlines.jobTimeoutMs,
       cache,
     });
     const front = new FrontDoor(config, log, authenticator, poller);
@@ -124,26 +128,30 @@ export async function startPrimary(config: Config, log: Logger): Promise<Running
         log.debug(`${signal} received: shutting down`);
         void shutdown(server, poller, front, authenticator, pool, lock, files, config, log).then(resolve);
       };
-      process.on('SIGTERM', () => stop('SIGTERM'));
-      process.on('SIGINT', () => stop('SIGINT'));
-      // SIGHUP: forget cached credentials and start fresh workers (PAM modules are loaded
-      // once per worker, so a changed PAM configuration or an upgraded module applies now).
-      process.on('SIGHUP', () => {
-        if (stopping) return; // no fresh workers for a daemon that is going away
-        const flushed = cache ? `credential cache flushed (${cache.flush()} entries), ` : '';
-        log.info(`SIGHUP received: ${flushed}${pool.recycle()} workers recycled`);
+      // The real handlers replace the early ones (runtime/harden-process.ts); a signal that
+      // came during start-up is acted on now.
+      takeOverSignals({
+        SIGTERM: () => stop('SIGTERM'),
+        SIGINT: () => stop('SIGINT'),
+        // SIGHUP: forget cached credentials and start fresh workers (PAM modules are loaded
+        // once per worker, so a changed PAM configuration or an upgraded module applies now).
+        SIGHUP: () => {
+          if (stopping) return; // no fresh workers for a daemon that is going away
+          const flushed = cache ? `credential cache flushed (${cache.flush()} entries), ` : '';
+          log.info(`SIGHUP received: ${flushed}${pool.recycle()} workers recycled`);
+        },
+        SIGUSR1: () =>
+          log.info(
+            statusLine({
+              pool: pool.stats(),
+              requests: authenticator.stats,
+              connections: front.open.size,
+              cache: cache?.stats(),
+              uptimeSeconds: process.uptime(),
+            }),
+          ),
+        SIGUSR2: () => {},
       });
-      process.on('SIGUSR1', () =>
-        log.info(
-          statusLine({
-            pool: pool.stats(),
-            requests: authenticator.stats,
-            connections: front.open.size,
-            cache: cache?.stats(),
-            uptimeSeconds: process.uptime(),
-          }),
-        ),
-      );
     });
     return { exited };
   } catch (error) {

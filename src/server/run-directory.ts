@@ -1,7 +1,7 @@
 /**
  * The run directory (`-m`) and the files the daemon keeps in it, named as the original's:
  * `mux` (the socket), `saslauthd.pid` (the primary's pid, "%d\n"), and
- * `saslauthd.pid.lock` (the instance lock; a directory here, made by proper-lockfile).
+ * `saslauthd.pid.lock` (the instance lock: a file held with flock(2) for the daemon's life).
  */
 import { mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';

@@ -12,7 +12,8 @@
  */
 import type { SocketPoller } from '../native/socket-poller.js';
 import type { Logger } from '../log/logger.js';
-import { monotonicMs } from '../server/monotonic-clock.js';
+import { RateLimitedReport } from '../log/rate-limited-report.js';
+import { monotonicMs } from '../runtime/monotonic-clock.js';
 import type { WorkerSettings } from './worker-settings.js';
 import { serializeWorkerSettings } from './worker-settings.js';
 import { WorkerProcess } from './worker-process.js';
@@ -95,6 +96,8 @@ const MAX_REPEAT_WORKERS = 1;
 const WORKER_START_DEADLINE_MS = 30_000;
 /** Idle workers are looked at for retirement this many times per --worker-idle-timeout. */
 const IDLE_SWEEPS_PER_TIMEOUT = 4;
+/** Overload log lines (queue full, no worker in time): at most one per this period each. */
+const OVERLOAD_LOG_PERIOD_MS = 1_000;
 /** How long stopped workers get to exit after their channel is closed, before SIGKILL. */
 const WORKER_EXIT_GRACE_MS = 2_000;
 
@@ -140,10 +143,26 @@ export class WorkerPool {
   /** Spawns that build the initial pool; later ones replace or recycle a worker. */
   private initialSpawnsLeft: number;
 
+  /** Overload lines: at most one a second each, with the count (the primary's thread is busy enough). */
+  private readonly queueFull: RateLimitedReport;
+  private readonly repeatQueueFull: RateLimitedReport;
+  private readonly noWorkerInTime: RateLimitedReport;
+
   constructor(private readonly options: PoolOptions) {
     this.settingsJson = serializeWorkerSettings(options.settings);
     this.initialSpawnsLeft = Math.min(options.idleWorkers, options.size);
     this.maxQueuedRepeats = Math.max(1, Math.floor(options.maxQueuedJobs / REPEAT_QUEUE_SHARE));
+    const { log, maxQueuedJobs, jobTimeoutMs } = options;
+    const times = (count: number): string => (count === 1 ? '' : ` (${count} times)`);
+    this.queueFull = new RateLimitedReport(OVERLOAD_LOG_PERIOD_MS, (count) =>
+      log.error(`job queue full (${maxQueuedJobs} waiting): request refused${times(count)}`),
+    );
+    this.repeatQueueFull = new RateLimitedReport(OVERLOAD_LOG_PERIOD_MS, (count) =>
+      log.error(`job queue full (${this.maxQueuedRepeats} repeated failures waiting): request refused${times(count)}`),
+    );
+    this.noWorkerInTime = new RateLimitedReport(OVERLOAD_LOG_PERIOD_MS, (count) =>
+      log.error(`no worker became free within ${jobTimeoutMs} ms: request answered NO${times(count)}`),
+    );
   }
 
   /**
@@ -180,15 +199,18 @@ export class WorkerPool {
     });
   }
 
-  /** Runs a job on the next idle worker. Always resolves, with `NO …` when it must. */
-  submit(job: PoolJob, lane: JobLane = 'normal'): Promise<JobOutcome> {
+  /**
+   * Runs a job on the next idle worker, answered within `timeoutMs` (by default the job
+   * deadline). Always resolves, with `NO …` when it must.
+   */
+  submit(job: PoolJob, lane: JobLane = 'normal', timeoutMs: number = this.options.jobTimeoutMs): Promise<JobOutcome> {
     if (this.stopped) return Promise.resolve(poolAnswer(POOL_REPLY.shuttingDown));
     // Repeats have their own, smaller bound: they must never crowd out other requests.
     const waiting = lane === 'repeat' ? this.repeatQueue : this.queue;
     const bound = lane === 'repeat' ? this.maxQueuedRepeats : this.options.maxQueuedJobs;
     dropSettled(waiting);
     if (waiting.length >= bound) {
-      this.options.log.error(`job queue full (${bound} ${lane === 'repeat' ? 'repeated failures ' : ''}waiting): request refused`);
+      (lane === 'repeat' ? this.repeatQueueFull : this.queueFull).note();
       return Promise.resolve(poolAnswer(POOL_REPLY.busy));
     }
     return new Promise((resolve) => {
@@ -197,7 +219,7 @@ export class WorkerPool {
         job,
         lane,
         resolve,
-        timer: setTimeout(() => this.onDeadline(queued), this.options.jobTimeoutMs),
+        timer: setTimeout(() => this.onDeadline(queued), timeoutMs),
         slot: undefined,
         settled: false,
       };
@@ -444,7 +466,7 @@ export class WorkerPool {
       slot.worker.kill('SIGKILL');
       this.ensureCapacity();
     } else {
-      this.options.log.error(`no worker became free within ${this.options.jobTimeoutMs} ms: request answered NO`);
+      this.noWorkerInTime.note();
     }
   }
 

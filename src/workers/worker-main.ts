@@ -8,9 +8,12 @@
  * frame, run the job, write(2) the result — with no event loop turn between jobs, the
  * cheapest path per request. Asynchronous mechanisms run on the event loop.
  * Signals meant for the daemon (a terminal's Ctrl-C, a lost session, systemd's SIGTERM to
- * the whole group) are ignored here: the primary lets in-flight requests finish, then closes
+ * the whole group, `pkill -USR1 saslauthd`) are ignored here: the primary lets in-flight requests finish, then closes
  * the channel. A worker it must stop at once gets SIGKILL.
  */
+// First: shuts the Node runtime's own doors (inspector on SIGUSR1, NODE_OPTIONS, default
+// signal actions) before any other module runs.
+import { takeOverSignals } from '../runtime/harden-process.js';
 import { readSync, writeSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { createLogger } from '../log/logger.js';
@@ -27,7 +30,8 @@ const READ_BYTES = 64 * 1024;
 const settings = parseWorkerSettings(process.argv[2]);
 const log = createLogger({ format: settings.logFormat, verbose: settings.verbose });
 
-for (const signal of ['SIGINT', 'SIGHUP', 'SIGTERM'] as const) process.on(signal, () => {});
+const ignore = (): void => {};
+takeOverSignals({ SIGINT: ignore, SIGHUP: ignore, SIGTERM: ignore, SIGUSR1: ignore, SIGUSR2: ignore });
 
 const mechanism = startMechanism();
 if (mechanism?.blocking) runBlockingLoop(mechanism);

@@ -60,7 +60,7 @@ export class WorkerProcess extends EventEmitter<WorkerProcessEvents> {
       workerEnd = theirs;
       child = spawn(self.command, self.args, {
         stdio: ['ignore', 'inherit', 'inherit', workerEnd],
-        env: { ...process.env, ...self.env },
+        env: self.env,
       });
     } catch {
       child = undefined; // EMFILE, ENOMEM, EAGAIN…: reported below as a worker that exited at once

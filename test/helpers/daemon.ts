@@ -19,7 +19,7 @@ export const allDaemonLogs: string[] = [];
 export interface DaemonOptions {
   /** Extra arguments after `-d -a <mechanism> -m <dir>`. */
   readonly args?: readonly string[];
-  /** `-a`: pam unless given. */
+  /** The `-a` mechanism; `pam` when not given. */
   readonly mechanism?: string;
   readonly env?: NodeJS.ProcessEnv;
   /** Run the C saslauthd instead of ours. */
@@ -35,6 +35,8 @@ export class Daemon {
   readonly socket: string;
   readonly child: ChildProcess;
   private output = '';
+  /** Date.now() at the arrival of each line of output (for rate checks). */
+  readonly lineTimes: number[] = [];
   private exitInfo: { code: number | null; signal: NodeJS.Signals | null } | undefined;
   private readonly exitWaiters: (() => void)[] = [];
   private readonly outputWaiters: (() => void)[] = [];
@@ -56,6 +58,8 @@ export class Daemon {
     const collect = (chunk: Buffer): void => {
       const text = chunk.toString('latin1');
       this.output += text;
+      const now = Date.now();
+      for (let index = text.indexOf('\n'); index !== -1; index = text.indexOf('\n', index + 1)) this.lineTimes.push(now);
       allDaemonLogs.push(text);
       for (const waiter of this.outputWaiters.splice(0)) waiter();
     };
@@ -73,6 +77,11 @@ export class Daemon {
     const daemon = new Daemon(options);
     await daemon.waitForLog(/listening on socket/, START_DEADLINE_MS);
     return daemon;
+  }
+
+  /** Starts a daemon without waiting for it (tests of its start-up window). */
+  static launch(options: DaemonOptions = {}): Daemon {
+    return new Daemon(options);
   }
 
   /** Starts a daemon that is expected to fail; resolves with its exit status and output. */

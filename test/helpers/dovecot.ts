@@ -7,9 +7,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmodSync, chownSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
+import { tcpAccepts } from './tcp-probe.js';
 import { makeThrowawayCa, type ThrowawayCa } from './throwaway-ca.js';
 
 export const DOVECOT = '/usr/sbin/dovecot';
@@ -135,7 +135,7 @@ export class Dovecot {
     this.exited = new Promise((resolve) => child.on('exit', () => resolve()));
     const deadline = Date.now() + START_DEADLINE_MS;
     for (const port of [this.options.imapPort, this.options.imapsPort]) {
-      while (!(await accepts(port))) {
+      while (!(await tcpAccepts(port))) {
         if (child.exitCode !== null || child.signalCode !== null) throw new Error(`dovecot exited:\n${output}\n${this.log}`);
         if (Date.now() > deadline) throw new Error(`dovecot did not listen on ${port}:\n${output}\n${this.log}`);
         await new Promise((resolve) => setTimeout(resolve, 100));
@@ -161,14 +161,3 @@ export class Dovecot {
   }
 }
 
-/** True when something accepts a TCP connection on 127.0.0.1:port. */
-export function accepts(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect({ host: '127.0.0.1', port });
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
-}

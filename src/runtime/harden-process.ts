@@ -1,0 +1,93 @@
+/**
+ * Shuts the doors the Node runtime opens by itself in a process that runs as root. Every
+ * entry point (cli/saslauthd.ts, workers/worker-main.ts) imports this module FIRST, so its
+ * body runs before any other module of ours is evaluated:
+ *
+ *  - SIGUSR1: Node's own handler starts the inspector (a debugger on 127.0.0.1:9229 that
+ *    runs any code it is sent, as root). Installing a JS listener replaces that handler, so
+ *    from here on SIGUSR1 never reaches it. Node 20 has no `--disable-sigusr1` (22.14+):
+ *    the few milliseconds of Node's own bootstrap before this line stay covered only by
+ *    the check below, which closes an inspector found open.
+ *  - An inspector opened by `--inspect*` or by a SIGUSR1 during bootstrap is closed.
+ *  - SIGHUP, SIGTERM, SIGINT, SIGUSR2: their default action (the process dies, without
+ *    clean-up) never fires: until the process installs its real handlers
+ *    (takeOverSignals), a signal is only remembered, and replayed once they exist.
+ *  - Listeners Node installed for diagnostics on signals (`--heapsnapshot-signal`,
+ *    `--report-on-signal`, reachable through NODE_OPTIONS) are removed, and diagnostic
+ *    reports (which write the environment and command line to a file) are switched off.
+ *  - `NODE_OPTIONS` and every other `NODE_*` variable are removed from this process's
+ *    environment, so nothing it starts (workers, the detached daemon, programs PAM
+ *    modules run) loads code, flags or settings through them. (self-exec.ts builds the
+ *    children's environment from the cleaned one and strips them again.)
+ *  - `process.binding` (direct access to Node's internal bindings, deprecated) throws.
+ */
+import inspector from 'node:inspector';
+
+/** Signals whose default action would kill or expose the process. */
+export const GUARDED_SIGNALS = ['SIGUSR1', 'SIGUSR2', 'SIGHUP', 'SIGTERM', 'SIGINT'] as const;
+export type GuardedSignal = (typeof GUARDED_SIGNALS)[number];
+
+const pending: GuardedSignal[] = [];
+const earlyListeners = new Map<GuardedSignal, () => void>();
+
+for (const signal of GUARDED_SIGNALS) {
+  process.removeAllListeners(signal); // a diagnostics listener from NODE_OPTIONS, if any
+  const remember = (): void => {
+    if (!pending.includes(signal)) pending.push(signal);
+  };
+  earlyListeners.set(signal, remember);
+  process.on(signal, remember);
+}
+
+if (inspector.url() !== undefined) inspector.close();
+
+if (process.report) {
+  process.report.reportOnSignal = false;
+  process.report.reportOnFatalError = false;
+  process.report.reportOnUncaughtException = false;
+}
+
+for (const name of Object.keys(process.env)) if (isNodeVariable(name)) delete process.env[name];
+
+Object.defineProperty(process, 'binding', {
+  configurable: false,
+  writable: false,
+  value: () => {
+    throw new Error('process.binding is disabled in saslauthd');
+  },
+});
+
+/** `NODE_OPTIONS`, `NODE_PATH`, `NODE_TLS_REJECT_UNAUTHORIZED`, … — any variable Node reads. */
+export function isNodeVariable(name: string): boolean {
+  return name.startsWith('NODE_');
+}
+
+/**
+ * Installs the process's real handlers for the signals named in `handlers` (the others stay
+ * remembered-and-ignored), then replays those that arrived before, in arrival order. The
+ * new listener is added before the early one is removed: the OS-level handler is never
+ * reset to the default in between.
+ */
+export function takeOverSignals(handlers: Partial<Record<GuardedSignal, () => void>>): void {
+  const replay: (() => void)[] = [];
+  for (const signal of GUARDED_SIGNALS) {
+    const handler = handlers[signal];
+    if (!handler) continue;
+    process.on(signal, handler);
+    const early = earlyListeners.get(signal);
+    if (early) process.removeListener(signal, early);
+    earlyListeners.delete(signal);
+  }
+  for (const signal of [...pending]) {
+    const handler = handlers[signal];
+    if (!handler) continue;
+    pending.splice(pending.indexOf(signal), 1);
+    replay.push(handler);
+  }
+  for (const handler of replay) handler();
+}
+
+/** Signals received before their real handler existed and not replayed yet (for tests and logs). */
+export function pendingSignals(): readonly GuardedSignal[] {
+  return [...pending];
+}

@@ -1,0 +1,128 @@
+/** LoginScheduler without processes: turns per login, round-robin, suspicion and the daemon-wide bound. */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { LoginScheduler, SUSPECT_MEMORY_MS, type Admission, type AttemptIds, type Turn } from '../src/server/login-scheduler.js';
+
+const ids = (login: string, password: string): AttemptIds => ({ login, credential: `${login}/${password}`, password });
+const LONG = 60_000;
+
+function scheduler(maxSuspectChecks = 2, maxWaiting = 1000, clock = { now: 0 }): LoginScheduler {
+  return new LoginScheduler({ maxSuspectChecks, maxWaiting, now: () => clock.now });
+}
+
+async function granted(admission: Promise<Admission>): Promise<Turn> {
+  const result = await admission;
+  assert.equal(result.granted, true, `expected a turn, got ${JSON.stringify(result)}`);
+  return (result as { turn: Turn }).turn;
+}
+
+/** Resolves to true if the promise settles within a few event-loop turns. */
+async function settlesSoon(promise: Promise<unknown>): Promise<boolean> {
+  let settled = false;
+  void promise.then(() => (settled = true));
+  for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve));
+  return settled;
+}
+
+test('one turn at a time per login; other logins never wait for it', async () => {
+  const s = scheduler();
+  const first = await granted(s.admit(ids('alice', 'a'), LONG));
+  const second = s.admit(ids('alice', 'a'), LONG);
+  assert.equal(await settlesSoon(second), false, 'alice waits for her own turn');
+  await granted(s.admit(ids('bob', 'b'), LONG)); // bob does not
+  first.finish('success');
+  (await granted(second)).finish('success');
+});
+
+test('a burst of one credential costs another credential of the same login at most one turn', async () => {
+  const s = scheduler(1000);
+  const running = await granted(s.admit(ids('alice', 'stale'), LONG));
+  const order: string[] = [];
+  const track = (name: string, admission: Promise<Admission>): void =>
+    void admission.then((result) => {
+      order.push(name);
+      if (result.granted) setImmediate(() => result.turn.finish('failure'));
+    });
+  for (let i = 0; i < 300; i++) track('burst', s.admit(ids('alice', 'stale'), LONG));
+  track('right', s.admit(ids('alice', 'right'), LONG));
+  running.finish('failure');
+  while (!order.includes('right')) await new Promise((resolve) => setImmediate(resolve));
+  assert.ok(order.indexOf('right') <= 1, `the other password was served within one turn: ${order.slice(0, 4).join(',')}`);
+  s.stop();
+});
+
+test('after a failure the login is suspect and needs a daemon-wide place; a success clears it', async () => {
+  const clock = { now: 0 };
+  const s = scheduler(1, 1000, clock);
+  (await granted(s.admit(ids('alice', 'x'), LONG))).finish('failure');
+  (await granted(s.admit(ids('bob', 'y'), LONG))).finish('failure');
+  assert.equal(s.isSuspect(ids('alice', 'other')), true);
+  const alice = await granted(s.admit(ids('alice', 'x2'), LONG));
+  assert.equal(alice.suspect, true);
+  const bob = s.admit(ids('bob', 'y2'), LONG);
+  assert.equal(await settlesSoon(bob), false, 'bob waits: the one suspect place is taken');
+  const carol = await granted(s.admit(ids('carol', 'z'), LONG));
+  assert.equal(carol.suspect, false, 'a login without failures never waits for suspect places');
+  alice.finish('success');
+  assert.equal(s.isSuspect(ids('alice', 'x3')), false, 'success clears the login');
+  const bobTurn = await granted(bob);
+  assert.equal(bobTurn.suspect, true);
+  bobTurn.finish('unchecked');
+  carol.finish('success');
+  clock.now += SUSPECT_MEMORY_MS;
+  assert.equal(s.isSuspect(ids('bob', 'y3')), false, 'suspicion ends after the memory window');
+});
+
+test('a password refused for one login makes it suspect on every login (spraying)', async () => {
+  const s = scheduler(1);
+  (await granted(s.admit(ids('alice', 'Summer2026'), LONG))).finish('failure');
+  assert.equal(s.isSuspect(ids('dave', 'Summer2026')), true);
+  assert.equal(s.isSuspect(ids('dave', 'something-else')), false);
+});
+
+test('the daemon-wide bound: with N places, at most N suspect turns run at once', async () => {
+  const s = scheduler(3);
+  for (const login of ['a', 'b', 'c', 'd', 'e', 'f']) (await granted(s.admit(ids(login, 'p'), LONG))).finish('failure');
+  const admissions = ['a', 'b', 'c', 'd', 'e', 'f'].map((login) => s.admit(ids(login, 'q'), LONG));
+  const running: Turn[] = [];
+  for (const admission of admissions) void admission.then((a) => a.granted && running.push(a.turn));
+  for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(running.length, 3);
+  assert.equal(s.stats().suspectRunning, 3);
+  running[0]!.finish('failure');
+  for (let i = 0; i < 5; i++) await new Promise((resolve) => setImmediate(resolve));
+  assert.equal(running.length, 4, 'a freed place goes to a waiting login');
+  assert.equal(s.stats().suspectRunning, 3);
+  s.stop();
+  for (const turn of running) turn.finish('unchecked');
+  assert.equal(s.stats().suspectRunning, 0);
+});
+
+test('waiting is bounded and has a deadline; stop answers the waiting', async () => {
+  const s = scheduler(1, 2);
+  const first = await granted(s.admit(ids('alice', 'a'), LONG));
+  const waiting = [s.admit(ids('alice', 'a'), 20), s.admit(ids('alice', 'b'), LONG)];
+  assert.deepEqual(await s.admit(ids('alice', 'c'), LONG), { granted: false, reason: 'busy', limit: 2 });
+  assert.deepEqual(await waiting[0], { granted: false, reason: 'timeout' });
+  s.stop();
+  assert.deepEqual(await waiting[1], { granted: false, reason: 'stopped' });
+  first.finish('success');
+  assert.deepEqual(s.stats(), { waiting: 0, suspectRunning: 0 });
+});
+
+test("a suspect login's share of the waiting room: a retry burst and a guesser are bounded, the right password still gets in", async () => {
+  const s = scheduler(5, 64); // shares: 4 per credential, 4 distinct credentials, 16 in all
+  (await granted(s.admit(ids('alice', 'old'), LONG))).finish('failure');
+  const running = await granted(s.admit(ids('alice', 'old'), LONG));
+  const retries = Array.from({ length: 10 }, () => s.admit(ids('alice', 'old'), LONG));
+  const refusedRetries = (await Promise.all(retries.map((p) => Promise.race([p, new Promise((r) => setImmediate(() => r('waiting')))]))))
+    .filter((r) => typeof r === 'object' && (r as Admission).granted === false);
+  assert.equal(refusedRetries.length, 6, 'only 4 retries of one credential wait');
+  assert.deepEqual(refusedRetries[0], { granted: false, reason: 'login-busy', limit: 4 });
+  const guesses = ['g1', 'g2', 'g3', 'g4'].map((p) => s.admit(ids('alice', p), LONG));
+  assert.equal(await settlesSoon(guesses[2]!), false, 'a third distinct credential waits');
+  assert.deepEqual(await guesses[3], { granted: false, reason: 'login-busy', limit: 4 }, 'a fifth distinct credential is refused');
+  assert.equal((await s.admit(ids('bob', 'x'), LONG)).granted, true, 'other logins are not affected');
+  running.finish('failure');
+  s.stop();
+});
