@@ -98,10 +98,16 @@ describe('plain IMAP to dovecot: the same reply bytes as the C saslauthd', () =>
     });
   }
 
-  test('the replies are the original strings', async () => {
+  test('the replies are the original strings, and the log lines of the original -d session (§4.3)', async () => {
     assert.equal(await ask(ours.socket, 'good', GOOD, 'imap', ''), REPLY.accepted);
     assert.equal(await ask(ours.socket, 'good', WRONG, 'imap', ''), REPLY.rejected);
     assert.equal(await ask(ours.socket, 'eight', EIGHT_BIT, 'imap', ''), REPLY.accepted);
+    for (const daemon of [ours, theirs]) {
+      await daemon.waitForLog(/:auth success: \[user=good\] \[service=imap\] \[realm=\] \[mech=rimap\]\n/);
+      await daemon.waitForLog(
+        /:auth failure: \[user=good\] \[service=imap\] \[realm=\] \[mech=rimap\] \[reason=remote server rejected your credentials\]\n/,
+      );
+    }
   });
 
   test('CR/LF in a password is no command injection (the C daemon sends it raw: listed difference)', async () => {

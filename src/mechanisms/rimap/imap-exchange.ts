@@ -117,6 +117,7 @@ export class ImapExchange {
   /** The TLS handshake on the current socket (IMAPS at once, or after STARTTLS). */
   async handshake(): Promise<Step<null>> {
     const { target, ca, deadline } = this.context;
+    this.reader.detach(); // the TLS socket gets a reader of its own
     try {
       this.socket = await startTls(this.socket, { host: target.host, ca, timeoutMs: deadline.nextWaitMs() });
     } catch (error) {
