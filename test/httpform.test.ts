@@ -42,9 +42,9 @@ let received: Received[] = [];
 /** What the HTTP(S) server answers: status and reason per login. */
 const answers = new Map<string, [number, string]>();
 
-function listen(server: HttpServer | Server): Promise<number> {
+function listen(server: HttpServer | Server, address = '127.0.0.1'): Promise<number> {
   return new Promise((resolve) => {
-    server.listen(0, '127.0.0.1', () => {
+    server.listen(0, address, () => {
       const address = server.address();
       resolve(typeof address === 'object' && address ? address.port : 0);
     });
@@ -240,6 +240,19 @@ describe('over HTTPS', () => {
     assert.equal(await ask(daemon.socket, 'good', PASSWORD, 'imap', ''), REPLY.accepted);
     assert.equal(await ask(daemon.socket, 'refused', WRONG, 'imap', ''), 'NO User unknown');
     assert.doesNotMatch(daemon.logs, /WARNING/);
+  });
+
+  test('a certificate that does not name the host is refused', async () => {
+    // The same certificate (localhost, 127.0.0.1) served on another loopback address.
+    const port = await listen(
+      createHttpsServer({ cert: readFileSync(ca.serverCert), key: readFileSync(ca.serverKey) }, formHandler),
+      '127.0.0.2',
+    );
+    const daemon = await httpformDaemon(
+      tlsConfig('wrong-name.conf', { httpform_host: '127.0.0.2', httpform_port: String(port), httpform_tls_cacert_file: ca.caFile }),
+    );
+    assert.equal(await ask(daemon.socket, 'good', PASSWORD, 'imap', ''), REPLY.couldNotContact);
+    await daemon.waitForLog(/auth_httpform: TLS with 127\.0\.0\.2\/\d+ failed: .*127\.0\.0\.2/);
   });
 
   test('a certificate from an unknown CA is refused (another CA file, or the system CAs)', async () => {
