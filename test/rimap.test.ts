@@ -224,6 +224,19 @@ describe('servers that misbehave: the same replies as the C saslauthd', () => {
     assert.match(daemon.logs, /auth_rimap: read \(response\) from 127\.0\.0\.1\/\d+: timed out/);
   });
 
+  test('STARTTLS refused, or clear-text data after its OK (an injection): no LOGIN is sent', async () => {
+    for (const [onStartTls, log] of [
+      [() => ['$TAG BAD not supported'], /auth_rimap: STARTTLS refused by 127\.0\.0\.1\/\d+ \(STARTTLS\): saslauthd-tls BAD/],
+      [() => ['$TAG OK begin TLS', '* OK injected'], /sent data after its STARTTLS reply, before TLS: refused/],
+    ] as const) {
+      const server = await scripted({ onStartTls });
+      const daemon = await rimapDaemon(`imap+starttls://127.0.0.1:${server.port}?cafile=${dovecot.ca.caFile}`);
+      assert.equal(await ask(daemon.socket, 'good', GOOD, 'imap', ''), REPLY.unexpected);
+      await daemon.waitForLog(log);
+      assert.deepEqual(server.logins, []);
+    }
+  });
+
   test('nothing listening: Couldn\'t contact, with the connect error logged', async () => {
     const server = await scripted({});
     const port = server.port;

@@ -17,6 +17,8 @@ export interface ScriptedImapOptions {
   readonly closeAfterGreeting?: boolean;
   /** Answer to LOGIN given its arguments; default: OK when they match `accept`, else NO. */
   readonly onLogin?: (login: Buffer, password: Buffer) => LoginAnswer;
+  /** Lines answering STARTTLS (the server never starts TLS); default: `$TAG BAD`. */
+  readonly onStartTls?: () => readonly string[];
   /** The one login/password the default answer accepts. */
   readonly accept?: { readonly login: Buffer | string; readonly password: Buffer | string };
 }
@@ -173,6 +175,11 @@ export class ScriptedImapServer {
     if (command === 'LOGOUT') {
       socket.end(`* BYE logging out\r\n${tag} OK LOGOUT completed\r\n`);
       return true;
+    }
+    if (command === 'STARTTLS') {
+      const lines = options.onStartTls?.() ?? [`${tag} BAD no TLS here`];
+      socket.write(lines.map((line) => `${line.replace('$TAG', tag)}\r\n`).join(''));
+      return false;
     }
     if (command !== 'LOGIN' || words.length !== 3) {
       socket.write(`${tag} BAD unexpected command\r\n`);
