@@ -5,11 +5,15 @@
  */
 import type { MechanismFactory } from './types.js';
 import { pamMechanism } from './pam.js';
+import { ldapMechanism } from './ldap/index.js';
 
 /** What Debian's saslauthd 2.1.28 was built with, in its table order. */
 export const DEBIAN_MECHANISM_NAMES = ['sasldb', 'getpwent', 'kerberos5', 'pam', 'rimap', 'shadow', 'ldap'] as const;
 
-const IMPLEMENTED: ReadonlyMap<string, MechanismFactory> = new Map([[pamMechanism.name, pamMechanism]]);
+const IMPLEMENTED: ReadonlyMap<string, MechanismFactory> = new Map([
+  [pamMechanism.name, pamMechanism],
+  [ldapMechanism.name, ldapMechanism],
+]);
 
 /** Names this build can run, for `-v`. */
 export function availableMechanismNames(): string[] {

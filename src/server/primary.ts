@@ -54,7 +54,7 @@ export async function startPrimary(config: Config, log: Logger): Promise<Running
   };
   try {
     try {
-      factory.check({ mechOption: config.mechOption, log });
+      factory.check({ mechOption: config.mechOption, jobTimeoutMs: config.deadlines.jobTimeoutMs, log });
     } catch (error) {
       throw new StartupError([`failed to initialize mechanism ${factory.name}`, (error as Error).message], 1);
     }
@@ -70,6 +70,7 @@ export async function startPrimary(config: Config, log: Logger): Promise<Running
       settings: {
         mechanism: factory.name,
         mechOption: config.mechOption,
+        jobTimeoutMs: config.deadlines.jobTimeoutMs,
         verbose: config.verbose,
         logFormat: config.debugFormat ? 'foreground' : 'journal',
       },
