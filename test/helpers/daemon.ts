@@ -17,8 +17,10 @@ const STOP_DEADLINE_MS = 15_000;
 export const allDaemonLogs: string[] = [];
 
 export interface DaemonOptions {
-  /** Extra arguments after `-d -a pam -m <dir>`. */
+  /** Extra arguments after `-d -a <mechanism> -m <dir>`. */
   readonly args?: readonly string[];
+  /** `-a`: default pam. */
+  readonly mechanism?: string;
   readonly env?: NodeJS.ProcessEnv;
   /** Run the C saslauthd instead of ours. */
   readonly c?: boolean;
@@ -40,7 +42,7 @@ export class Daemon {
   private constructor(options: DaemonOptions) {
     this.runDirectory = options.runDirectory ?? mkdtempSync('/tmp/sts-');
     this.socket = join(this.runDirectory, 'mux');
-    const daemonArgs = ['-d', '-a', 'pam', '-m', this.runDirectory, ...(options.args ?? [])];
+    const daemonArgs = ['-d', '-a', options.mechanism ?? 'pam', '-m', this.runDirectory, ...(options.args ?? [])];
     const [command, ...args] = options.c
       ? [C_SASLAUTHD, ...daemonArgs]
       : [...(options.wrap ?? []), process.execPath, SASLAUTHD_JS, ...daemonArgs];

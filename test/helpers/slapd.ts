@@ -174,6 +174,8 @@ export class Slapd {
 
   /** Starts slapd in the foreground and waits until its ldap:// port accepts. */
   async run(): Promise<void> {
+    // A slapd left over from another run would answer instead of ours: refuse to go on.
+    if (await canConnect(this.options.ldapPort)) throw new Error(`port ${this.options.ldapPort} is already taken`);
     this.child = spawn('slapd', ['-d', '0', '-f', this.configPath, '-h', this.urls()], { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child.stdout!.on('data', (chunk: Buffer) => (this.output += chunk.toString('latin1')));
     this.child.stderr!.on('data', (chunk: Buffer) => (this.output += chunk.toString('latin1')));
