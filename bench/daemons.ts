@@ -39,6 +39,8 @@ export function cSaslauthd(): string {
 
 export interface DaemonSetup {
   readonly kind: DaemonKind;
+  /** `-a`: default pam. */
+  readonly mechanism?: string;
   /** `-n` */
   readonly workers: number;
   readonly extraArgs: readonly string[];
@@ -70,7 +72,7 @@ export class RunningDaemon {
     const runDirectory = mkdtempSync('/tmp/sts-bench-');
     const socket = join(runDirectory, 'mux');
     const logFile = join(runDirectory, 'daemon.log');
-    const args = ['-a', 'pam', '-n', String(setup.workers), '-m', runDirectory, ...setup.extraArgs];
+    const args = ['-a', setup.mechanism ?? 'pam', '-n', String(setup.workers), '-m', runDirectory, ...setup.extraArgs];
     const command =
       setup.kind === 'ours' ? [process.execPath, OURS_JS, '-f', ...args] : [cSaslauthd(), ...args];
     const [file, ...rest] = [...(setup.wrap ?? []), ...command];

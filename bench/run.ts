@@ -19,6 +19,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { RunningDaemon, cSaslauthd, type DaemonKind } from './daemons.js';
 import { MatrixWorld, UnixWorld } from './pam-worlds.js';
+import { LdapWorld } from './ldap-world.js';
 import { cpuSecondsOf, memoryOf, sleep } from './processes.js';
 import { renderNotes, renderTable, renderTargets, type BenchResult, type DaemonFigures, type ProcessFigures, type ScenarioResult } from './report.js';
 import { scenarios, type Durations, type LoadPlan, type Scenario } from './scenarios.js';
@@ -173,7 +174,7 @@ async function measure(tools: Tools, daemon: RunningDaemon, plan: LoadPlan, back
   return backgroundRun ? { ...figures, background: await backgroundRun } : figures;
 }
 
-async function runScenarios(tools: Tools, list: readonly Scenario[], matrix: MatrixWorld, unix: UnixWorld | undefined, options: Options): Promise<ScenarioResult[]> {
+async function runScenarios(tools: Tools, list: readonly Scenario[], matrix: MatrixWorld, unix: UnixWorld | undefined, ldap: LdapWorld | undefined, options: Options): Promise<ScenarioResult[]> {
   const figures = new Map<string, Partial<Record<DaemonKind, DaemonFigures>>>();
   const configs = [...new Set(list.map((s) => `${s.world}:${s.cache}`))];
   let done = 0;
@@ -185,7 +186,8 @@ async function runScenarios(tools: Tools, list: readonly Scenario[], matrix: Mat
       const daemon = await RunningDaemon.start({
         kind,
         workers: options.workers,
-        extraArgs: cache ? ['-c'] : [],
+        extraArgs: [...(cache ? ['-c'] : []), ...(world === 'ldap' ? ['-O', ldap!.configPath] : [])],
+        ...(world === 'ldap' ? { mechanism: 'ldap' } : {}),
         env: world === 'unix' ? unix!.env() : matrix.env(kind),
         ...(world === 'unix' ? { wrap: unix!.wrap } : {}),
       });
@@ -226,17 +228,21 @@ async function main(argv: readonly string[]): Promise<void> {
   progress(`saslauthd benchmark (${options.mode}): ${info.cpus} × ${info.cpuModel}, Node ${info.node}, ${info.cSaslauthd}`);
   const matrix = new MatrixWorld();
   let unix: UnixWorld | undefined;
+  let ldap: LdapWorld | undefined;
   try {
     const unixWanted = options.only === undefined || ['unix', 'unix-wrong-20'].some((id) => options.only!.test(id));
     if (unixWanted && UnixWorld.available()) unix = new UnixWorld();
     else if (unixWanted) progress('not root: the pam_unix scenarios are skipped');
-    const list = scenarios(options.durations, unix).filter((s) => !options.only || options.only.test(s.id));
+    const ldapWanted = options.only === undefined || ['ldap-1', 'ldap-16'].some((id) => options.only!.test(id));
+    if (ldapWanted && LdapWorld.available()) ldap = await LdapWorld.start();
+    else if (ldapWanted) progress('slapd not installed: the ldap scenarios are skipped');
+    const list = scenarios(options.durations, unix, ldap !== undefined).filter((s) => !options.only || options.only.test(s.id));
     const floor = options.floor ? await measureFloor(tools, options.durations) : {};
     const processFigures = {
       ours: await measureProcess('ours', matrix, options),
       c: await measureProcess('c', matrix, options),
     };
-    const scenarioResults = await runScenarios(tools, list, matrix, unix, options);
+    const scenarioResults = await runScenarios(tools, list, matrix, unix, ldap, options);
     const result: BenchResult = {
       version: 1,
       date: new Date().toISOString(),
@@ -258,6 +264,7 @@ async function main(argv: readonly string[]): Promise<void> {
     if (options.out) writeFileSync(options.out, json);
     process.stdout.write(`\n${renderTable(result, previous)}\n\n${renderNotes(result)}\n\n${renderTargets(result)}\n`);
   } finally {
+    await ldap?.dispose();
     unix?.dispose();
     matrix.dispose();
   }

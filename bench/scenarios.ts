@@ -5,8 +5,9 @@
  */
 import { MANY_PASSWORD_PREFIX, MANY_USERS, MANY_USERS_PREFIX, MATRIX_USER, type UnixWorld } from './pam-worlds.js';
 import type { LoadSpec } from './tools.js';
+import { LDAP_USER } from './ldap-world.js';
 
-export type World = 'matrix' | 'unix';
+export type World = 'matrix' | 'unix' | 'ldap';
 
 export interface Durations {
   readonly warmupSeconds: number;
@@ -30,6 +31,8 @@ export interface Scenario {
   readonly background?: LoadPlan;
 }
 
+/** Concurrency levels of the ldap bind scenarios. */
+const LDAP_CONCURRENCY = [1, 16] as const;
 /** Concurrency levels of the pam_matrix scenarios. */
 export const CONCURRENCY = [1, 4, 16, 64] as const;
 /** Clients sending wrong pam_unix passwords while one client logs in correctly. */
@@ -43,7 +46,7 @@ const REQUEST_TIMEOUT_MS = 5_000;
 /** The right login behind 20 wrong ones may wait seconds at the C daemon: still measured. */
 const SLOW_REQUEST_TIMEOUT_MS = 60_000;
 
-export function scenarios(durations: Durations, unix: UnixWorld | undefined): Scenario[] {
+export function scenarios(durations: Durations, unix: UnixWorld | undefined, ldap = false): Scenario[] {
   const { warmupSeconds, seconds, unixSeconds } = durations;
   const matrix = {
     login: MATRIX_USER.login,
@@ -100,6 +103,12 @@ export function scenarios(durations: Durations, unix: UnixWorld | undefined): Sc
         timeoutMs: SLOW_REQUEST_TIMEOUT_MS,
       },
     });
+  }
+  if (ldap) {
+    const bind = { ...LDAP_USER, expect: 'OK', warmupSeconds, seconds, timeoutMs: REQUEST_TIMEOUT_MS };
+    for (const clients of LDAP_CONCURRENCY) {
+      list.push({ id: `ldap-${clients}`, title: `ldap bind (search + user bind, slapd), ${clients} clients`, world: 'ldap', cache: false, load: { ...bind, clients } });
+    }
   }
   return list;
 }
