@@ -26,7 +26,10 @@ export type ServerAddress =
 export interface TlsSettings {
   /** `ldap_tls_check_peer`: verify the server's certificate and name (default on, like libldap's TLS_REQCERT demand). */
   readonly checkPeer: boolean;
-  /** CA certificates from `ldap_tls_cacert_file` and `ldap_tls_cacert_dir` (PEM); undefined = Node's CA store. */
+  /**
+   * CA certificates from `ldap_tls_cacert_file` and `ldap_tls_cacert_dir` (PEM); without
+   * them Debian's system bundle, and Node's own store when that file is absent.
+   */
   readonly ca: readonly Buffer[] | undefined;
   readonly cert: Buffer | undefined;
   readonly key: Buffer | undefined;
@@ -78,6 +81,9 @@ const SASL_ONLY_KEYS = [
   'ldap_id', 'ldap_sasl_authc_id', 'ldap_authz_id', 'ldap_sasl_authz_id', 'ldap_realm', 'ldap_sasl_realm',
   'ldap_mech', 'ldap_sasl_mech', 'ldap_sasl_secprops',
 ];
+
+/** Debian's system CA bundle: what Debian's libldap trusts when no CA is configured (ca-certificates). */
+export const SYSTEM_CA_BUNDLE = '/etc/ssl/certs/ca-certificates.crt';
 
 /** Debian's slapd listens on this socket; `ldapi:///` without a path means it (libldap's LDAPI_SOCK). */
 export const DEFAULT_LDAPI_PATH = '/var/run/slapd/ldapi';
@@ -196,6 +202,13 @@ function tlsSettings(entries: ConfigEntries): TlsSettings {
   const keyPath = entries.get('ldap_tls_key');
   if ((certPath === undefined) !== (keyPath === undefined)) {
     throw new LdapConfigError(certPath === undefined ? 'ldap_tls_key' : 'ldap_tls_cert', 'ldap_tls_cert and ldap_tls_key go together');
+  }
+  if (ca.length === 0) {
+    try {
+      ca.push(readFileSync(SYSTEM_CA_BUNDLE));
+    } catch {
+      // No ca-certificates package: Node's bundled store.
+    }
   }
   const settings: TlsSettings = {
     checkPeer: booleanKey(entries, 'ldap_tls_check_peer', true),
