@@ -18,7 +18,10 @@ import { Deadline, LdapConnection, ServerDownError, resultCodeOf } from './conne
 import { checkStoredPassword, schemeName } from './password-schemes.js';
 import { decodeUtf8, escapeDnValue, escapeFilterValue, expand, type TokenValues } from './tokens.js';
 
-/** lak.c's result codes and lak_error() texts, for the original's log line. */
+/**
+ * lak.c's result codes and lak_error() texts, for the original's log line. Observed from
+ * Debian's C daemon: -3, -4, -6, and -7 (a refused bind, the user's or the service account's).
+ */
 export const LakResult = {
   ok: { code: 0, text: 'Success' },
   fail: { code: -1, text: 'Generic error' },
@@ -26,7 +29,7 @@ export const LakResult = {
   notGroupMember: { code: -4, text: 'Group member check failed' },
   invalidPassword: { code: -5, text: 'Invalid password' },
   userNotFound: { code: -6, text: 'User not found' },
-  bindFail: { code: -7, text: 'Cannot bind to ldap server' },
+  bindFail: { code: -7, text: 'Bind to ldap server failed (invalid user/password or insufficient access)' },
   connectFail: { code: -8, text: 'Cannot connect to ldap server' },
 } as const;
 export type LakOutcome = (typeof LakResult)[keyof typeof LakResult];
@@ -135,14 +138,14 @@ export class Authenticator {
     const service = await this.serviceConnection(deadline);
     const found = await this.findUser(service, credentials, NO_ATTRIBUTES, deadline);
     if (found === undefined) return LakResult.userNotFound;
-    if (!(await this.bindAsUser(found.dn, credentials.password, deadline))) return LakResult.invalidPassword;
+    if (!(await this.bindAsUser(found.dn, credentials.password, deadline))) return LakResult.bindFail;
     return this.groupCheck(service, credentials, found.dn, deadline);
   }
 
   private async byFastBind(credentials: Credentials, deadline: Deadline): Promise<LakOutcome> {
     const dn = expand(this.config.filter, credentials.tokens, escapeDnValue);
     if (dn === undefined) return LakResult.userNotFound;
-    if (!(await this.bindAsUser(dn, credentials.password, deadline))) return LakResult.invalidPassword;
+    if (!(await this.bindAsUser(dn, credentials.password, deadline))) return LakResult.bindFail;
     return this.groupCheck(this.user, credentials, dn, deadline);
   }
 

@@ -3,7 +3,7 @@
  * the worker's event loop, one request at a time.
  *
  * Replies are only `OK` and `NO`, as the original's; the reason goes to the debug log as the
- * original's `Authentication failed for LOGIN/REALM: TEXT (CODE)`. A server-down failure is
+ * original's `Authentication failed for LOGIN[/REALM]: TEXT (CODE)`. A server-down failure is
  * retried once on fresh connections when `ldap_restart` is on (`Retrying authentication`).
  *
  * The config file is read and checked in the primary at start (`check`): an invalid file or
@@ -67,12 +67,13 @@ export class LdapMechanism implements Mechanism {
     const credentials = { tokens: { login: request.login, service: request.service, realm }, password: request.password };
     let outcome = await this.attempt(credentials, deadline);
     if (outcome === LakResult.retry && this.config.restart && deadline.remainingMs() > 0) {
-      this.log.debug('Retrying authentication');
+      this.log.info('Retrying authentication');
       this.authenticator.close();
       outcome = await this.attempt(credentials, deadline);
     }
     if (outcome === LakResult.ok) return { reply: 'OK' };
-    this.log.debug(`Authentication failed for ${printable(request.login)}/${printable(request.realm)}: ${outcome.text} (${outcome.code})`);
+    const shownRealm = request.realm.length > 0 ? `/${printable(request.realm)}` : '';
+    this.log.debug(`Authentication failed for ${printable(request.login)}${shownRealm}: ${outcome.text} (${outcome.code})`);
     return { reply: 'NO' };
   }
 
