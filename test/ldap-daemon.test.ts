@@ -128,11 +128,11 @@ test('ldaps:// through the daemon', async () => {
 });
 
 test('a key we cannot honour, or an invalid file, stops the daemon at start naming it', async () => {
-  const sasl = writeLdapConfig(scratch, 'sasl.conf', { ldap_use_sasl: 'yes' });
+  const sasl = writeLdapConfig(scratch, 'sasl.conf', { ldap_use_sasl: 'yes', ldap_mech: 'EXTERNAL' });
   const refused = await Daemon.startFailing({ mechanism: 'ldap', args: ['-O', sasl] });
   assert.equal(refused.code, 1);
   assert.match(refused.output, /failed to initialize mechanism ldap/);
-  assert.match(refused.output, /ldap_use_sasl/);
+  assert.match(refused.output, /ldap_mech: EXTERNAL authenticates this daemon/);
   const broken = join(scratch, 'broken.conf');
   writeFileSync(broken, 'ldap_search_base dc=example,dc=org\n');
   const invalid = await Daemon.startFailing({ mechanism: 'ldap', args: ['-O', broken] });

@@ -294,10 +294,28 @@ describe('servers, TLS, failures', () => {
   });
 });
 
+test('ldap_use_sasl: a SASL PLAIN bind as the user over ldaps://, group check through "Who am I?"', async () => {
+  const clear = schemes.find((user) => user.scheme === 'clear')!;
+  const plainSasl = mechanism({ ldap_use_sasl: 'yes', ldap_servers: `ldaps://localhost:${LDAPS_PORT}/`, ldap_tls_cacert_file: ca.caFile }, { serviceAccount: false });
+  const withGroup = mechanism({ ldap_use_sasl: 'yes', ldap_mech: 'plain', ldap_servers: `ldaps://localhost:${LDAPS_PORT}/`, ldap_tls_cacert_file: ca.caFile, ldap_group_dn: GROUP_DN }, { serviceAccount: false });
+  try {
+    assert.equal(await reply(plainSasl, clear.login, clear.password), 'OK');
+    assert.equal(await reply(plainSasl, clear.login, `${clear.password}!`), 'NO');
+    assert.equal(await reply(plainSasl, 'nobody-here', clear.password), 'NO');
+    assert.equal(await reply(plainSasl, clear.login, ''), 'NO');
+    assert.equal(await reply(withGroup, clear.login, clear.password), 'OK');
+  } finally {
+    plainSasl.close?.();
+    withGroup.close?.();
+  }
+});
+
 describe('config refused at start, naming the key', () => {
   const refused: [Record<string, string>, RegExp][] = [
-    [{ ldap_use_sasl: 'yes' }, /ldap_use_sasl: SASL binds are not supported/],
-    [{ ldap_mech: 'EXTERNAL' }, /ldap_mech: only used by SASL binds/],
+    [{ ldap_use_sasl: 'yes', ldap_mech: 'EXTERNAL' }, /ldap_mech: EXTERNAL authenticates this daemon/],
+    [{ ldap_use_sasl: 'yes', ldap_sasl_mech: 'DIGEST-MD5' }, /ldap_sasl_mech: "DIGEST-MD5" is not supported: only PLAIN/],
+    [{ ldap_use_sasl: 'yes', ldap_id: 'svc' }, /ldap_id: not supported/],
+    [{ ldap_mech: 'PLAIN' }, /ldap_mech: has no effect without ldap_use_sasl/],
     [{ ldap_referrals: 'on' }, /ldap_referrals: chasing referrals is not supported/],
     [{ ldap_version: '2' }, /ldap_version: "2" is not supported/],
     [{ ldap_auth_method: 'kerberos' }, /ldap_auth_method: "kerberos" is not one of bind, fastbind, custom/],

@@ -45,6 +45,9 @@ export function schemeUsers(): { scheme: string; login: string; password: string
   return made.map(([scheme, make]) => ({ scheme, login: `s-${scheme}`, password: password(scheme), stored: make(password(scheme)) }));
 }
 
+/** The scheme user with a cleartext userPassword: the only kind slapd's SASL PLAIN can check. */
+export const CLEARTEXT_USER = 's-clear';
+
 /** A user whose stored value has a scheme nobody knows: never matched, even by that very string. */
 export const ODD_SCHEME = { login: 's-odd', stored: '{ARGON9}Odd-scheme-value-1' };
 
@@ -65,7 +68,8 @@ export function directoryLdif(schemes = schemeUsers()): string {
     person(ODD_SCHEME.login, PEOPLE, ODD_SCHEME.stored),
     [
       `dn: ${GROUP_DN}`, 'objectClass: groupOfUniqueNames', 'cn: mailusers',
-      `uniqueMember: ${personDn(ALICE.login, PEOPLE)}`, `uniqueMember: ${personDn(STAR.login, PEOPLE)}`, '',
+      `uniqueMember: ${personDn(ALICE.login, PEOPLE)}`, `uniqueMember: ${personDn(STAR.login, PEOPLE)}`,
+      `uniqueMember: ${personDn(CLEARTEXT_USER, PEOPLE)}`, '',
     ].join('\n'),
   ].join('\n');
 }

@@ -136,6 +136,10 @@ export class Slapd {
       `modulepath ${MODULE_DIR}`,
       'moduleload back_mdb',
       'moduleload pw-sha2',
+      // SASL PLAIN binds (ldap_use_sasl): Cyrus SASL reads userPassword through slapd's auxprop
+      // (cleartext values only) and the authentication id maps to a uid under ou=people.
+      'sasl-auxprops slapd',
+      `authz-regexp "uid=([^,]*)(,cn=[^,]*)?,cn=plain,cn=auth" "uid=$1,ou=people,${SUFFIX}"`,
       `pidfile ${join(this.directory, 'slapd.pid')}`,
       `argsfile ${join(this.directory, 'slapd.args')}`,
       ...(ca ? [`TLSCACertificateFile ${ca.caFile}`, `TLSCertificateFile ${ca.serverCert}`, `TLSCertificateKeyFile ${ca.serverKey}`, 'TLSVerifyClient allow'] : []),
@@ -172,11 +176,11 @@ export class Slapd {
     return [`ldap://127.0.0.1:${ldapPort}/`, ...(ldapsPort ? [`ldaps://127.0.0.1:${ldapsPort}/`] : []), this.ldapiUri].join(' ');
   }
 
-  /** Starts slapd in the foreground and waits until its ldap:// port accepts. */
+  /** Starts slapd in the foreground (`-d`, level from $SLAPD_DEBUG for a failing run, else 0) and waits until its ldap:// port accepts. */
   async run(): Promise<void> {
     // A slapd left over from another run would answer instead of ours: refuse to go on.
     if (await canConnect(this.options.ldapPort)) throw new Error(`port ${this.options.ldapPort} is already taken`);
-    this.child = spawn('slapd', ['-d', '0', '-f', this.configPath, '-h', this.urls()], { stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = spawn('slapd', ['-d', process.env['SLAPD_DEBUG'] ?? '0', '-f', this.configPath, '-h', this.urls()], { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child.stdout!.on('data', (chunk: Buffer) => (this.output += chunk.toString('latin1')));
     this.child.stderr!.on('data', (chunk: Buffer) => (this.output += chunk.toString('latin1')));
     const started = Date.now();

@@ -113,7 +113,7 @@ export class Authenticator {
     return { dn: entry.dn, values };
   }
 
-  /** Binds as `dn` on the user connection: ok, invalid password, or a thrown server-down. */
+  /** Binds as `dn` (a SASL identity with ldap_use_sasl) on the user connection: ok, refused, or a thrown server-down. */
   private async bindAsUser(dn: string, password: Buffer, deadline: Deadline): Promise<boolean> {
     // An empty password would be an unauthenticated bind, which servers accept (RFC 4513 §5.1.2).
     if (password.length === 0) return false;
@@ -124,7 +124,8 @@ export class Authenticator {
     }
     await this.user.connect(deadline);
     try {
-      await this.user.bind(dn, text, deadline);
+      if (this.config.sasl) await this.user.bindSaslPlain(this.config.sasl.authzId, dn, text, deadline);
+      else await this.user.bind(dn, text, deadline);
       return true;
     } catch (error) {
       const code = resultCodeOf(error);
@@ -143,9 +144,25 @@ export class Authenticator {
   }
 
   private async byFastBind(credentials: Credentials, deadline: Deadline): Promise<LakOutcome> {
+    if (this.config.sasl) return this.bySaslBind(credentials, deadline);
     const dn = expand(this.config.filter, credentials.tokens, escapeDnValue);
     if (dn === undefined) return LakResult.userNotFound;
     if (!(await this.bindAsUser(dn, credentials.password, deadline))) return LakResult.bindFail;
+    return this.groupCheck(this.user, credentials, dn, deadline);
+  }
+
+  /** ldap_use_sasl: a SASL PLAIN bind with the login as authentication id; the DN for groups from "Who am I?". */
+  private async bySaslBind(credentials: Credentials, deadline: Deadline): Promise<LakOutcome> {
+    const identity = decodeUtf8(credentials.tokens.login);
+    if (identity === undefined) return LakResult.userNotFound;
+    if (!(await this.bindAsUser(identity, credentials.password, deadline))) return LakResult.bindFail;
+    const needsDn = this.config.groupMatchMethod === 'attr' ? this.config.groupDn !== '' : this.config.groupFilter !== '';
+    if (!needsDn) return LakResult.ok;
+    const dn = await this.user.whoAmI(deadline);
+    if (dn === undefined) {
+      this.debug('ldap: the server did not say which DN the SASL identity is: no group check possible');
+      return LakResult.notGroupMember;
+    }
     return this.groupCheck(this.user, credentials, dn, deadline);
   }
 

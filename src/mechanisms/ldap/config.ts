@@ -63,6 +63,11 @@ export interface LdapConfig {
   readonly scope: Scope;
   readonly startTls: boolean;
   readonly tls: TlsSettings;
+  /**
+   * `ldap_use_sasl`: users are checked by a SASL PLAIN bind with their own login and
+   * password (the original's SASL mode, which forces fastbind); undefined = simple binds.
+   */
+  readonly sasl: { readonly mechanism: 'PLAIN'; readonly authzId: string } | undefined;
 }
 
 /** Every key of the original (lak.c), aliases included. */
@@ -76,11 +81,10 @@ export const KNOWN_LDAP_KEYS: ReadonlySet<string> = new Set([
   'ldap_tls_cacert_file', 'ldap_tls_cacert_dir', 'ldap_tls_ciphers', 'ldap_tls_cert', 'ldap_tls_key', 'ldap_debug',
 ]);
 
-/** Keys that only matter for a SASL bind (refused: see `ldap_use_sasl`). */
-const SASL_ONLY_KEYS = [
-  'ldap_id', 'ldap_sasl_authc_id', 'ldap_authz_id', 'ldap_sasl_authz_id', 'ldap_realm', 'ldap_sasl_realm',
-  'ldap_mech', 'ldap_sasl_mech', 'ldap_sasl_secprops',
-];
+/** SASL keys this implementation has no use for: refused when present. */
+const UNSUPPORTED_SASL_KEYS = ['ldap_id', 'ldap_sasl_authc_id', 'ldap_realm', 'ldap_sasl_realm', 'ldap_sasl_secprops'];
+/** SASL keys that only mean something with ldap_use_sasl on. */
+const SASL_ONLY_KEYS = ['ldap_mech', 'ldap_sasl_mech', 'ldap_authz_id', 'ldap_sasl_authz_id'];
 
 /** Debian's system CA bundle: what Debian's libldap trusts when no CA is configured (ca-certificates). */
 export const SYSTEM_CA_BUNDLE = '/etc/ssl/certs/ca-certificates.crt';
@@ -233,16 +237,15 @@ function refuseUnsupported(entries: ConfigEntries): void {
   if (version !== undefined && version !== '3') {
     throw new LdapConfigError('ldap_version', `"${version}" is not supported: only LDAPv3 (LDAPv2 is historic, RFC 3494)`);
   }
-  if (booleanKey(entries, 'ldap_use_sasl', false)) {
-    throw new LdapConfigError(
-      'ldap_use_sasl',
-      'SASL binds are not supported: with it the original checks each user by a SASL bind with the user\'s password ' +
-        '(DIGEST-MD5, GSSAPI…), which ldapts cannot do, and EXTERNAL would authenticate this daemon, not the user. ' +
-        'Use ldap_auth_method bind, fastbind or custom (over ldaps:// or ldap_start_tls)',
-    );
+  for (const key of UNSUPPORTED_SASL_KEYS) {
+    if (entries.has(key)) {
+      throw new LdapConfigError(key, 'not supported: with ldap_use_sasl each user binds by SASL PLAIN with the login as its identity (no separate id, realm or security properties)');
+    }
   }
-  for (const key of SASL_ONLY_KEYS) {
-    if (entries.has(key)) throw new LdapConfigError(key, 'only used by SASL binds, which are not supported (see ldap_use_sasl)');
+  if (!booleanKey(entries, 'ldap_use_sasl', false)) {
+    for (const key of SASL_ONLY_KEYS) {
+      if (entries.has(key)) throw new LdapConfigError(key, 'has no effect without ldap_use_sasl: remove it');
+    }
   }
   if (booleanKey(entries, 'ldap_referrals', false)) {
     throw new LdapConfigError('ldap_referrals', 'chasing referrals is not supported (ldapts does not follow them); set it off');
@@ -264,6 +267,7 @@ export function ldapConfigFrom(entries: ConfigEntries): LdapConfig {
     throw new LdapConfigError('ldap_start_tls', 'StartTLS on an ldaps:// server makes no sense; use one or the other');
   }
   const timeoutSeconds = integerKey(entries, 'ldap_timeout', 5, 1);
+  const sasl = saslSettings(entries);
   return {
     servers,
     bindDn: entries.get('ldap_bind_dn') ?? '',
@@ -278,7 +282,8 @@ export function ldapConfigFrom(entries: ConfigEntries): LdapConfig {
     groupScope: oneOf(entries, 'ldap_group_scope', ['sub', 'one', 'base'] as const, 'sub'),
     groupMatchMethod: oneOf(entries, 'ldap_group_match_method', ['attr', 'filter'] as const, 'attr'),
     defaultRealm: first(entries, 'ldap_default_realm', 'ldap_default_domain')?.value ?? '',
-    authMethod: oneOf(entries, 'ldap_auth_method', ['bind', 'fastbind', 'custom'] as const, 'bind'),
+    // As the original: SASL forces fastbind (the user binds as itself, no search).
+    authMethod: sasl ? 'fastbind' : oneOf(entries, 'ldap_auth_method', ['bind', 'fastbind', 'custom'] as const, 'bind'),
     timeoutMs: timeoutSeconds * 1000,
     sizeLimit: integerKey(entries, 'ldap_size_limit', 1, 0),
     timeLimit: integerKey(entries, 'ldap_time_limit', 5, 0),
@@ -287,5 +292,23 @@ export function ldapConfigFrom(entries: ConfigEntries): LdapConfig {
     scope: oneOf(entries, 'ldap_scope', ['sub', 'one', 'base'] as const, 'sub'),
     startTls,
     tls: tlsSettings(entries),
+    sasl,
   };
+}
+
+/**
+ * `ldap_use_sasl` with `ldap_mech` (default PLAIN). Only PLAIN: it is the one mechanism
+ * ldapts offers that carries the user's password. EXTERNAL would authenticate this daemon
+ * (its certificate or its ldapi peer), not the user, so every password would pass;
+ * DIGEST-MD5, SCRAM and GSSAPI need client SASL code ldapts does not have.
+ */
+function saslSettings(entries: ConfigEntries): LdapConfig['sasl'] {
+  if (!booleanKey(entries, 'ldap_use_sasl', false)) return undefined;
+  const mech = first(entries, 'ldap_mech', 'ldap_sasl_mech');
+  const mechanism = (mech?.value ?? 'PLAIN').toUpperCase();
+  if (mechanism === 'EXTERNAL') {
+    throw new LdapConfigError(mech!.key, 'EXTERNAL authenticates this daemon (its certificate or ldapi peer), not the user: every password would be accepted. Use PLAIN');
+  }
+  if (mechanism !== 'PLAIN') throw new LdapConfigError(mech!.key, `"${mech!.value}" is not supported: only PLAIN (ldapts has no client for other SASL mechanisms)`);
+  return { mechanism: 'PLAIN', authzId: first(entries, 'ldap_authz_id', 'ldap_sasl_authz_id')?.value ?? '' };
 }

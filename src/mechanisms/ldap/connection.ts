@@ -14,6 +14,9 @@ import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'n
 import { Client, ResultCodeError, type SearchOptions, type SearchResult } from 'ldapts';
 import type { LdapConfig, ServerAddress } from './config.js';
 
+/** RFC 4532 "Who am I?" extended operation. */
+const WHO_AM_I_OID = '1.3.6.1.4.1.4203.1.11.3';
+
 /** The connection failed, broke or timed out: the original's LDAP_SERVER_DOWN (retry once). */
 export class ServerDownError extends Error {
   override name = 'ServerDownError';
@@ -152,6 +155,20 @@ export class LdapConnection {
   async bind(dn: string, password: string, deadline: Deadline): Promise<void> {
     const client = this.requireClient();
     await this.bounded(deadline, 'bind', () => client.bind(dn, password));
+  }
+
+  /** SASL PLAIN bind (RFC 4616: authzid NUL authcid NUL password). */
+  async bindSaslPlain(authzId: string, authcId: string, password: string, deadline: Deadline): Promise<void> {
+    const client = this.requireClient();
+    await this.bounded(deadline, 'SASL PLAIN bind', () => client.bindSASL('PLAIN', `${authzId}\0${authcId}\0${password}`));
+  }
+
+  /** The bound identity's DN by the "Who am I?" operation (RFC 4532), or undefined. */
+  async whoAmI(deadline: Deadline): Promise<string | undefined> {
+    const client = this.requireClient();
+    const result = await this.bounded(deadline, 'whoami', () => client.exop(WHO_AM_I_OID));
+    const value = result.value ?? '';
+    return value.startsWith('dn:') ? value.slice(3) : undefined;
   }
 
   async search(base: string, options: SearchOptions, deadline: Deadline): Promise<SearchResult> {
