@@ -8,10 +8,11 @@
  * the original's strcasecmp does. Keys of other mechanisms (krb5_*, httpform_*) share the file
  * and are left alone; an `ldap_*` key nobody knows is reported by `unknownLdapKeys`.
  */
-import { readFileSync, readdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
-import { createSecureContext } from 'node:tls';
 import type { ConfigEntries } from '../config-file.js';
+import { tlsSettings, type TlsSettings } from './tls-settings.js';
+import { LdapConfigError, booleanKey, first, integerKey, oneOf } from './config-values.js';
+
+export { LdapConfigError } from './config-values.js';
 
 export type AuthMethod = 'bind' | 'fastbind' | 'custom';
 export type Scope = 'sub' | 'one' | 'base';
@@ -23,19 +24,6 @@ export type ServerAddress =
   | { readonly kind: 'tcp'; readonly uri: string; readonly host: string; readonly port: number; readonly tls: boolean }
   | { readonly kind: 'ldapi'; readonly uri: string; readonly path: string };
 
-export interface TlsSettings {
-  /** `ldap_tls_check_peer`: verify the server's certificate and name (default on, like libldap's TLS_REQCERT demand). */
-  readonly checkPeer: boolean;
-  /**
-   * CA certificates from `ldap_tls_cacert_file` and `ldap_tls_cacert_dir` (PEM); without
-   * them Debian's system bundle, and Node's own store when that file is absent.
-   */
-  readonly ca: readonly Buffer[] | undefined;
-  readonly cert: Buffer | undefined;
-  readonly key: Buffer | undefined;
-  /** `ldap_tls_ciphers`, an OpenSSL cipher list. */
-  readonly ciphers: string | undefined;
-}
 
 export interface LdapConfig {
   readonly servers: readonly ServerAddress[];
@@ -86,58 +74,12 @@ const UNSUPPORTED_SASL_KEYS = ['ldap_id', 'ldap_sasl_authc_id', 'ldap_realm', 'l
 /** SASL keys that only mean something with ldap_use_sasl on. */
 const SASL_ONLY_KEYS = ['ldap_mech', 'ldap_sasl_mech', 'ldap_authz_id', 'ldap_sasl_authz_id'];
 
-/** Debian's system CA bundle: what Debian's libldap trusts when no CA is configured (ca-certificates). */
-export const SYSTEM_CA_BUNDLE = '/etc/ssl/certs/ca-certificates.crt';
-
 /** Debian's slapd listens on this socket; `ldapi:///` without a path means it (libldap's LDAPI_SOCK). */
 export const DEFAULT_LDAPI_PATH = '/var/run/slapd/ldapi';
-
-export class LdapConfigError extends Error {
-  constructor(key: string, reason: string) {
-    super(`${key}: ${reason}`);
-    this.name = 'LdapConfigError';
-  }
-}
 
 /** `ldap_*` keys in the file that the original does not know either (a typo, usually). */
 export function unknownLdapKeys(entries: ConfigEntries): string[] {
   return [...entries.keys()].filter((key) => key.startsWith('ldap_') && !KNOWN_LDAP_KEYS.has(key));
-}
-
-function first(entries: ConfigEntries, ...keys: string[]): { key: string; value: string } | undefined {
-  // lak.c assigns in file order, so with both aliases present the later line wins; the
-  // shared reader keeps only the last value per key, so prefer the alias written last.
-  let found: { key: string; value: string } | undefined;
-  for (const [key, value] of entries) if (keys.includes(key)) found = { key, value };
-  return found;
-}
-
-function oneOf<T extends string>(entries: ConfigEntries, key: string, allowed: readonly T[], fallback: T): T {
-  const value = entries.get(key);
-  if (value === undefined) return fallback;
-  const lower = value.toLowerCase() as T;
-  if (!allowed.includes(lower)) throw new LdapConfigError(key, `"${value}" is not one of ${allowed.join(', ')}`);
-  return lower;
-}
-
-/** The original's booleans: on/yes/true (and 1) are true. We also refuse what is neither. */
-export function parseBoolean(key: string, value: string): boolean {
-  const lower = value.toLowerCase();
-  if (['on', 'yes', 'true', '1'].includes(lower)) return true;
-  if (['off', 'no', 'false', '0'].includes(lower)) return false;
-  throw new LdapConfigError(key, `"${value}" is not a boolean (on/off, yes/no, true/false)`);
-}
-
-function booleanKey(entries: ConfigEntries, key: string, fallback: boolean): boolean {
-  const value = entries.get(key);
-  return value === undefined ? fallback : parseBoolean(key, value);
-}
-
-function integerKey(entries: ConfigEntries, key: string, fallback: number, min: number): number {
-  const value = entries.get(key);
-  if (value === undefined) return fallback;
-  if (!/^\d+$/.test(value) || Number(value) < min) throw new LdapConfigError(key, `"${value}" is not a whole number >= ${min}`);
-  return Number(value);
 }
 
 /** Parses `ldap_servers`: URIs separated by blanks, tried in order. */
@@ -162,73 +104,6 @@ export function parseServers(value: string): ServerAddress[] {
   }
   if (servers.length === 0) throw new LdapConfigError('ldap_servers', 'no server URI');
   return servers;
-}
-
-function readPemFile(key: string, path: string): Buffer {
-  try {
-    return readFileSync(path);
-  } catch (error) {
-    throw new LdapConfigError(key, `cannot read ${path} (${(error as NodeJS.ErrnoException).code ?? (error as Error).message})`);
-  }
-}
-
-/** Every PEM certificate file of a CA directory (c_rehash style: hashed links and their targets). */
-function readCaDirectory(path: string): Buffer[] {
-  let names: string[];
-  try {
-    names = readdirSync(path);
-  } catch (error) {
-    throw new LdapConfigError('ldap_tls_cacert_dir', `cannot read ${path} (${(error as NodeJS.ErrnoException).code ?? ''})`);
-  }
-  const certificates: Buffer[] = [];
-  for (const name of names.sort()) {
-    const file = join(path, name);
-    try {
-      if (!statSync(file).isFile()) continue;
-      const text = readFileSync(file);
-      if (text.includes('-----BEGIN CERTIFICATE-----')) certificates.push(text);
-    } catch {
-      // A dangling link or unreadable file in a CA directory is skipped, as OpenSSL does.
-    }
-  }
-  if (certificates.length === 0) throw new LdapConfigError('ldap_tls_cacert_dir', `no PEM certificate in ${path}`);
-  return certificates;
-}
-
-function tlsSettings(entries: ConfigEntries): TlsSettings {
-  const caFile = entries.get('ldap_tls_cacert_file');
-  const caDir = entries.get('ldap_tls_cacert_dir');
-  const ca = [
-    ...(caFile === undefined ? [] : [readPemFile('ldap_tls_cacert_file', caFile)]),
-    ...(caDir === undefined ? [] : readCaDirectory(caDir)),
-  ];
-  const certPath = entries.get('ldap_tls_cert');
-  const keyPath = entries.get('ldap_tls_key');
-  if ((certPath === undefined) !== (keyPath === undefined)) {
-    throw new LdapConfigError(certPath === undefined ? 'ldap_tls_key' : 'ldap_tls_cert', 'ldap_tls_cert and ldap_tls_key go together');
-  }
-  if (ca.length === 0) {
-    try {
-      ca.push(readFileSync(SYSTEM_CA_BUNDLE));
-    } catch {
-      // No ca-certificates package: Node's bundled store.
-    }
-  }
-  const settings: TlsSettings = {
-    checkPeer: booleanKey(entries, 'ldap_tls_check_peer', true),
-    ca: ca.length > 0 ? ca : undefined,
-    cert: certPath === undefined ? undefined : readPemFile('ldap_tls_cert', certPath),
-    key: keyPath === undefined ? undefined : readPemFile('ldap_tls_key', keyPath),
-    ciphers: entries.get('ldap_tls_ciphers'),
-  };
-  try {
-    // Refuses a cipher list OpenSSL does not understand, a key that does not match its cert, a bad PEM.
-    createSecureContext({ ca: settings.ca as Buffer[] | undefined, cert: settings.cert, key: settings.key, ciphers: settings.ciphers });
-  } catch (error) {
-    const key = settings.ciphers !== undefined && /cipher/i.test((error as Error).message) ? 'ldap_tls_ciphers' : 'ldap_tls_cacert_file/ldap_tls_cert/ldap_tls_key';
-    throw new LdapConfigError(key, `TLS settings refused by OpenSSL (${(error as Error).message})`);
-  }
-  return settings;
 }
 
 /** Keys the original has that this implementation cannot honour: refused, never ignored. */
