@@ -13,13 +13,14 @@ import { Daemon } from './helpers/daemon.js';
 import { exchange, request } from './helpers/raw-client.js';
 import { assertNoSecretsLogged } from './helpers/secrets.js';
 import { childPids } from './helpers/processes.js';
-import { Slapd, makeTestCa, type TestCa } from './helpers/slapd.js';
+import { Slapd, hash, makeTestCa, personDn, type TestCa } from './helpers/slapd.js';
 import {
   ALICE, BOB, DAVE, GROUP_DN, JURGEN, PEOPLE, SERVICE_PASSWORD, STAR, directoryLdif, schemeUsers, writeLdapConfig,
 } from './helpers/ldap-fixture.js';
 
 const LDAP_PORT = 21201;
 const LDAPS_PORT = 21202;
+const CHANGED_PASSWORD = 'Alice-changed-9';
 
 const schemes = schemeUsers();
 let ca: TestCa;
@@ -140,6 +141,27 @@ test('a key we cannot honour, or an invalid file, stops the daemon at start nami
   assert.match(invalid.output, /broken\.conf:1/);
 });
 
+test('a password changed in the directory: the old one is refused at once (the C daemon still takes it: cyrus-sasl#550)', async () => {
+  // fastbind: nothing re-binds the C daemon's connection between two requests of one user.
+  const path = writeLdapConfig(scratch, 'change.conf', { ldap_servers: `ldap://127.0.0.1:${LDAP_PORT}/`, ldap_auth_method: 'fastbind', ldap_filter: `uid=%u,${PEOPLE}` });
+  const ours = await start(path, { workers: 1 });
+  const theirs = await start(path, { c: true, workers: 1 });
+  const text = async (daemon: Daemon, password: string): Promise<string> => (await ask(daemon, ['alice', ALICE.login, password, 'imap', ''])).subarray(2).toString();
+  const dn = personDn(ALICE.login, PEOPLE);
+  assert.equal(await text(ours, ALICE.password), 'OK');
+  assert.equal(await text(theirs, ALICE.password), 'OK');
+  await slapd.setPassword(dn, hash.digest('SSHA', 'sha1', CHANGED_PASSWORD, hash.salt()));
+  try {
+    assert.equal(await text(ours, ALICE.password), 'NO');
+    assert.equal(await text(ours, CHANGED_PASSWORD), 'OK');
+    // The original's "already bound as this user" shortcut: its worker last bound as alice
+    // with the old password, so it answers OK without asking the server.
+    assert.equal(await text(theirs, ALICE.password), 'OK');
+  } finally {
+    await slapd.setPassword(dn, hash.digest('SSHA', 'sha1', ALICE.password, hash.salt()));
+  }
+});
+
 test('no password or bind password in any daemon log', () => {
-  assertNoSecretsLogged([ALICE.password, BOB.password, STAR.password, JURGEN.password, DAVE.password, SERVICE_PASSWORD, 'Wrong-pass-0', ...schemes.map((user) => user.password)]);
+  assertNoSecretsLogged([ALICE.password, CHANGED_PASSWORD, BOB.password, STAR.password, JURGEN.password, DAVE.password, SERVICE_PASSWORD, 'Wrong-pass-0', ...schemes.map((user) => user.password)]);
 });

@@ -9,6 +9,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
+import { Attribute, Change, Client } from 'ldapts';
 import { join } from 'node:path';
 
 /** slapd answers within this after start on this machine (mdb open + listeners). */
@@ -17,6 +18,9 @@ const SCHEMA_DIR = '/etc/ldap/schema';
 const MODULE_DIR = '/usr/lib/ldap';
 export const SUFFIX = 'dc=example,dc=org';
 export const SERVICE_DN = `cn=reader,${SUFFIX}`;
+/** The database's rootdn, for changes a test makes while the daemons run. */
+const ROOT_DN = `cn=admin,${SUFFIX}`;
+const ROOT_PASSWORD = 'Root-of-the-test-db-1';
 
 export interface TestCa {
   readonly directory: string;
@@ -145,7 +149,8 @@ export class Slapd {
       ...(ca ? [`TLSCACertificateFile ${ca.caFile}`, `TLSCertificateFile ${ca.serverCert}`, `TLSCertificateKeyFile ${ca.serverKey}`, 'TLSVerifyClient allow'] : []),
       'database mdb',
       `suffix "${SUFFIX}"`,
-      `rootdn "cn=admin,${SUFFIX}"`,
+      `rootdn "${ROOT_DN}"`,
+      `rootpw ${hash.digest('SSHA', 'sha1', ROOT_PASSWORD, hash.salt())}`,
       `directory ${join(this.directory, 'db')}`,
       'maxsize 104857600',
       'index uid,mail,cn eq',
@@ -202,6 +207,17 @@ export class Slapd {
     const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
     await exited;
     clearTimeout(timer);
+  }
+
+  /** Replaces an entry's userPassword, as the rootdn over ldap:// (a password change by the admin). */
+  async setPassword(dn: string, stored: string): Promise<void> {
+    const client = new Client({ url: `ldap://127.0.0.1:${this.options.ldapPort}`, timeout: 5_000, connectTimeout: 5_000 });
+    try {
+      await client.bind(ROOT_DN, ROOT_PASSWORD);
+      await client.modify(dn, new Change({ operation: 'replace', modification: new Attribute({ type: 'userPassword', values: [stored] }) }));
+    } finally {
+      await client.unbind();
+    }
   }
 
   pause(): void {
