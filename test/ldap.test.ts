@@ -204,6 +204,17 @@ describe('tokens and escaping', () => {
     }
   });
 
+  test('a filter that matches two entries is not a match (the default size limit 1 would take the first)', async () => {
+    const mech = mechanism({ ldap_filter: `(|(uid=%u)(uid=${BOB.login}))` });
+    try {
+      assert.equal(await reply(mech, ALICE.login, ALICE.password), 'NO');
+      assert.ok(logLines.some((line) => line.includes('more than one entry found')));
+      assert.equal(await reply(mech, BOB.login, BOB.password), 'OK', 'one entry: fine');
+    } finally {
+      mech.close?.();
+    }
+  });
+
   test('a login of *, or with ( ) \\ and 8-bit bytes, matches only itself', async () => {
     for (const method of ['bind', 'custom']) {
       const mech = mechanism({ ldap_auth_method: method, ldap_size_limit: '0' });
