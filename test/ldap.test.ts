@@ -204,6 +204,15 @@ describe('tokens and escaping', () => {
     }
   });
 
+  test('a filter without outer parentheses is taken, as libldap takes it', async () => {
+    const mech = mechanism({ ldap_filter: 'uid=%u' });
+    try {
+      assert.equal(await reply(mech, ALICE.login, ALICE.password), 'OK');
+    } finally {
+      mech.close?.();
+    }
+  });
+
   test('a filter that matches two entries is not a match (the default size limit 1 would take the first)', async () => {
     const mech = mechanism({ ldap_filter: `(|(uid=%u)(uid=${BOB.login}))` });
     try {
@@ -343,6 +352,8 @@ describe('config refused at start, naming the key', () => {
     [{ ldap_tls_cacert_file: '/nonexistent/ca.pem' }, /ldap_tls_cacert_file: cannot read/],
     [{ ldap_tls_cert: '/nonexistent/c.pem' }, /ldap_tls_cert and ldap_tls_key go together/],
     [{ ldap_debug: '255' }, /ldap_debug/],
+    [{ ldap_filter: '(ui d=%u)' }, /ldap_filter: not a valid LDAP filter/],
+    [{ ldap_group_filter: '(&(cn=x)(member=%D)' }, /ldap_group_filter: not a valid LDAP filter \(unbalanced/],
   ];
   for (const [keys, message] of refused) {
     test(Object.keys(keys).join(','), () => {

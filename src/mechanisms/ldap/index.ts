@@ -17,6 +17,8 @@ import { loadLibCrypt } from '../../native/libcrypt.js';
 import { ldapConfigFrom, unknownLdapKeys, type LdapConfig } from './config.js';
 import { Authenticator, LakResult, outcomeOfError, type LakOutcome } from './authenticator.js';
 import { Deadline } from './connection.js';
+import { FilterParser } from 'ldapts';
+import { escapeFilterValue, expand } from './tokens.js';
 
 /** Used when the caller does not say (unit tests); the daemon's --job-timeout default. */
 const DEFAULT_JOB_TIMEOUT_MS = 30_000;
@@ -46,6 +48,32 @@ function printable(bytes: Buffer): string {
   let out = '';
   for (const byte of bytes) out += byte >= 0x20 && byte < 0x7f && byte !== 0x5c ? String.fromCharCode(byte) : `\\x${byte.toString(16).padStart(2, '0')}`;
   return out;
+}
+
+/** Values the filter templates are tried with at start (each token gives a value). */
+const SAMPLE_TOKENS = {
+  login: Buffer.from('user@example.org'),
+  service: Buffer.from('imap'),
+  realm: Buffer.from('example.org'),
+  userDn: 'uid=user,dc=example,dc=org',
+};
+
+/** A filter template that cannot become a valid filter stops the daemon at start, naming its key. */
+function checkFilterTemplates(config: LdapConfig, path: string): void {
+  const templates: [string, string][] = [['ldap_group_filter', config.groupFilter]];
+  // With fastbind (and SASL) ldap_filter is a DN, not a filter.
+  if (config.authMethod !== 'fastbind') templates.push(['ldap_filter', config.filter]);
+  for (const [key, template] of templates) {
+    if (template === '') continue;
+    const filter = expand(template, SAMPLE_TOKENS, escapeFilterValue)!;
+    try {
+      // ldapts closes what is left open; libldap refuses it, so we refuse it here, at start.
+      if (filter.split('(').length !== filter.split(')').length) throw new Error('unbalanced parentheses');
+      FilterParser.parseString(filter);
+    } catch (error) {
+      throw new Error(`${path}: ${key}: not a valid LDAP filter (${(error as Error).message})`);
+    }
+  }
 }
 
 export class LdapMechanism implements Mechanism {
@@ -102,6 +130,7 @@ export const ldapMechanism: MechanismFactory = {
       throw new Error(`--job-timeout must be at least ${MIN_REQUEST_BUDGET_MS + JOB_TIMEOUT_MARGIN_MS} ms for ldap`);
     }
     const config = loadLdapConfig(options.mechOption);
+    checkFilterTemplates(config, configPathFor(options.mechOption));
     if (config.authMethod === 'custom') loadLibCrypt();
     for (const key of unknownLdapKeys(readConfigFile(configPathFor(options.mechOption)))) {
       options.log.error(`${configPathFor(options.mechOption)}: unknown key ${key} ignored (the original ignores it too)`);
