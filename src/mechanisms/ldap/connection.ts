@@ -10,7 +10,7 @@
  * parser does not know) is an ordinary stream under an ldap:// client.
  */
 import { connect as netConnect, isIP, type Socket } from 'node:net';
-import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'node:tls';
+import { connect as tlsConnect, createSecureContext, type ConnectionOptions, type SecureContext, type TLSSocket } from 'node:tls';
 import { Client, ResultCodeError, type SearchOptions, type SearchResult } from 'ldapts';
 import type { LdapConfig, ServerAddress } from './config.js';
 
@@ -36,6 +36,23 @@ export class Deadline {
   remainingMs(): number {
     return Math.max(0, this.at - Date.now());
   }
+}
+
+/** One OpenSSL context per configuration: parsing the CA bundle costs milliseconds per connection otherwise. */
+const secureContexts = new WeakMap<LdapConfig, SecureContext>();
+
+function secureContextFor(config: LdapConfig): SecureContext {
+  let context = secureContexts.get(config);
+  if (context === undefined) {
+    const { tls } = config;
+    context = createSecureContext({
+      ...(tls.ca === undefined ? {} : { ca: tls.ca as Buffer[] }),
+      ...(tls.cert === undefined ? {} : { cert: tls.cert, key: tls.key }),
+      ...(tls.ciphers === undefined ? {} : { ciphers: tls.ciphers }),
+    });
+    secureContexts.set(config, context);
+  }
+  return context;
 }
 
 export class LdapConnection {
@@ -73,15 +90,12 @@ export class LdapConnection {
   }
 
   private tlsOptions(host: string): ConnectionOptions {
-    const { tls } = this.config;
     return {
       host,
       // SNI takes a name, never an address; the certificate check still uses `host`.
       ...(isIP(host) === 0 ? { servername: host } : {}),
-      rejectUnauthorized: tls.checkPeer,
-      ...(tls.ca === undefined ? {} : { ca: tls.ca as Buffer[] }),
-      ...(tls.cert === undefined ? {} : { cert: tls.cert, key: tls.key }),
-      ...(tls.ciphers === undefined ? {} : { ciphers: tls.ciphers }),
+      rejectUnauthorized: this.config.tls.checkPeer,
+      secureContext: secureContextFor(this.config),
     };
   }
 
