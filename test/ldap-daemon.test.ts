@@ -21,6 +21,8 @@ import {
 const LDAP_PORT = 21201;
 const LDAPS_PORT = 21202;
 const CHANGED_PASSWORD = 'Alice-changed-9';
+/** Nothing listens here: the first URI of the failover case. */
+const DEAD_PORT = 21209;
 
 const schemes = schemeUsers();
 let ca: TestCa;
@@ -77,10 +79,17 @@ describe('same replies as the C saslauthd (same -O file, same slapd)', () => {
     ['fastbind', { ldap_auth_method: 'fastbind', ldap_filter: `uid=%u,${PEOPLE}` }],
     ['bind + group', { ldap_group_dn: GROUP_DN }],
     ['filter by mail, -r', { ldap_filter: '(mail=%u)' }],
+    ['ldaps://', { ldap_servers: `ldaps://localhost:${LDAPS_PORT}/`, ldap_tls_cacert_file: '{CA}' }],
+    ['StartTLS', { ldap_servers: `ldap://localhost:${LDAP_PORT}/`, ldap_start_tls: 'yes', ldap_tls_cacert_file: '{CA}' }],
+    ['ldaps:// from an unknown CA', { ldap_servers: `ldaps://localhost:${LDAPS_PORT}/`, ldap_tls_cacert_file: '{OTHER_CA}' }],
+    ['ldapi://', { ldap_servers: '{LDAPI}' }],
+    ['failover to the second URI', { ldap_servers: `ldap://127.0.0.1:${DEAD_PORT}/ ldap://127.0.0.1:${LDAP_PORT}/` }],
   ];
   for (const [name, keys] of configs) {
     test(name, async () => {
-      const path = writeLdapConfig(scratch, `${name.replace(/\W+/g, '-')}.conf`, { ldap_servers: `ldap://127.0.0.1:${LDAP_PORT}/`, ...keys });
+      const placeholders: Record<string, string> = { '{CA}': ca.caFile, '{OTHER_CA}': ca.otherCaFile, '{LDAPI}': slapd.ldapiUri };
+      const resolved = Object.fromEntries(Object.entries(keys).map(([key, value]) => [key, placeholders[value] ?? value]));
+      const path = writeLdapConfig(scratch, `${name.replace(/\W+/g, '-')}.conf`, { ldap_servers: `ldap://127.0.0.1:${LDAP_PORT}/`, ...resolved });
       const extra = name.includes('-r') ? ['-r'] : [];
       const ours = await start(path, { args: extra });
       const theirs = await start(path, { c: true, args: extra });
@@ -89,6 +98,10 @@ describe('same replies as the C saslauthd (same -O file, same slapd)', () => {
         const [ourReply, theirReply] = [await ask(ours, req), await ask(theirs, req)];
         assert.deepEqual(ourReply, theirReply, `${name} / ${req[0]}: ours ${ourReply.subarray(2).toString('latin1')}, C ${theirReply.subarray(2).toString('latin1')}`);
       }
+      // Equal replies mean something only if the setup works: the right login gets OK
+      // (by mail for the -r case), and nothing at all from a server of an unknown CA.
+      const right: Request = name.includes('-r') ? ['dave', DAVE.login, DAVE.password, 'imap', DAVE.realm] : REQUESTS[0]!;
+      assert.equal((await ask(ours, right)).subarray(2).toString(), name.includes('unknown CA') ? 'NO' : 'OK', name);
     });
   }
 });

@@ -11,6 +11,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { Attribute, Change, Client } from 'ldapts';
 import { join } from 'node:path';
+import { hostname } from 'node:os';
 
 /** slapd answers within this after start on this machine (mdb open + listeners). */
 const START_DEADLINE_MS = 15_000;
@@ -39,7 +40,7 @@ function openssl(args: string[], cwd: string): void {
   if (result.status !== 0) throw new Error(`openssl ${args.join(' ')}: ${result.stderr}`);
 }
 
-/** A CA, a server certificate for the name `localhost` only (no IP), a client certificate, and an unrelated CA. */
+/** A CA, a server certificate for `localhost` and this host's name (no IP), a client certificate, and an unrelated CA. */
 export function makeTestCa(): TestCa {
   const directory = mkdtempSync('/tmp/ldap-ca-');
   const ca = (name: string): void => {
@@ -52,7 +53,10 @@ export function makeTestCa(): TestCa {
     openssl(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${name}`], directory);
     openssl(['x509', '-req', '-in', `${name}.csr`, '-CA', 'test-ca.pem', '-CAkey', 'test-ca.key', '-CAcreateserial', '-out', `${name}.pem`, '-days', '2', '-extfile', `${name}.ext`], directory);
   };
-  leaf('localhost', 'subjectAltName=DNS:localhost\nextendedKeyUsage=serverAuth\n');
+  // libldap names a loopback peer by the machine's hostname (ldap_host_connected_to), so the
+  // C daemon checks that name; ours checks the URI's `localhost`. No IP address: an
+  // ldaps://127.0.0.1 URI is the "wrong name" case.
+  leaf('localhost', `subjectAltName=DNS:localhost,DNS:${hostname()}\nextendedKeyUsage=serverAuth\n`);
   leaf('client', 'extendedKeyUsage=clientAuth\n');
   return {
     directory,
