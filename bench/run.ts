@@ -188,7 +188,7 @@ async function runScenarios(tools: Tools, list: readonly Scenario[], matrix: Mat
         workers: options.workers,
         extraArgs: [...(cache ? ['-c'] : []), ...(world === 'ldap' ? ['-O', ldap!.configPath] : [])],
         ...(world === 'ldap' ? { mechanism: 'ldap' } : {}),
-        env: world === 'unix' ? unix!.env() : matrix.env(kind),
+        env: world === 'unix' ? unix!.env() : world === 'ldap' ? process.env : matrix.env(kind),
         ...(world === 'unix' ? { wrap: unix!.wrap } : {}),
       });
       try {
