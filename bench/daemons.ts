@@ -39,6 +39,8 @@ export function cSaslauthd(): string {
 
 export interface DaemonSetup {
   readonly kind: DaemonKind;
+  /** `-a`: default pam. */
+  readonly mechanism?: string;
   /** `-n` */
   readonly workers: number;
   readonly extraArgs: readonly string[];

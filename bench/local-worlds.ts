@@ -21,7 +21,9 @@ export interface MechanismWorld {
   readonly service: string;
   /** Command prefix for both daemons, or none. */
   readonly wrap: readonly string[] | undefined;
-  dispose(): void;
+  /** Arguments both daemons get besides -a (e.g. `-O file`). */
+  readonly args?: readonly string[];
+  dispose(): void | Promise<void>;
 }
 
 export class ShadowWorld implements MechanismWorld {

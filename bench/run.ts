@@ -19,6 +19,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { RunningDaemon, cSaslauthd, type DaemonKind } from './daemons.js';
 import { SasldbWorld, ShadowWorld } from './local-worlds.js';
+import { LdapWorld } from './ldap-world.js';
 import { MatrixWorld, UnixWorld } from './pam-worlds.js';
 import { cpuSecondsOf, memoryOf, sleep } from './processes.js';
 import { renderNotes, renderTable, renderTargets, type BenchResult, type DaemonFigures, type ProcessFigures, type ScenarioResult } from './report.js';
@@ -185,6 +186,12 @@ function daemonSetupFor(scenario: Scenario, kind: 'ours' | 'c', matrix: MatrixWo
   return { env, mechanism: world.mechanism, ...(world.wrap ? { wrap: world.wrap } : {}) };
 }
 
+/** Arguments a scenario's daemons get besides the mechanism: `-c`, the world's own (`-O`). */
+function extraArgsFor(scenario: Scenario, worlds: MechanismWorlds): string[] {
+  const world = scenario.world === 'unix' || scenario.world === 'matrix' ? undefined : worlds[scenario.world];
+  return [...(scenario.cache ? ['-c'] : []), ...(world?.args ?? [])];
+}
+
 async function runScenarios(
   tools: Tools,
   list: readonly Scenario[],
@@ -199,12 +206,11 @@ async function runScenarios(
   const total = list.length * 2;
   for (const config of configs) {
     const group = list.filter((s) => `${s.world}:${s.cache}` === config);
-    const cache = group[0]!.cache;
     for (const kind of ['ours', 'c'] as const) {
       const daemon = await RunningDaemon.start({
         kind,
         workers: options.workers,
-        extraArgs: cache ? ['-c'] : [],
+        extraArgs: extraArgsFor(group[0]!, worlds),
         ...daemonSetupFor(group[0]!, kind, matrix, unix, worlds),
       });
       try {
@@ -244,7 +250,7 @@ async function main(argv: readonly string[]): Promise<void> {
   progress(`saslauthd benchmark (${options.mode}): ${info.cpus} × ${info.cpuModel}, Node ${info.node}, ${info.cSaslauthd}`);
   const matrix = new MatrixWorld();
   let unix: UnixWorld | undefined;
-  const worlds: { shadow?: ShadowWorld; sasldb?: SasldbWorld } = {};
+  const worlds: { shadow?: ShadowWorld; sasldb?: SasldbWorld; ldap?: LdapWorld } = {};
   try {
     const wanted = (ids: readonly string[]): boolean => options.only === undefined || ids.some((id) => options.only!.test(id));
     const unixWanted = wanted(['unix', 'unix-wrong-20', 'guess-one-account', 'guess-many-accounts', 'burst-300']);
@@ -254,6 +260,8 @@ async function main(argv: readonly string[]): Promise<void> {
     else if (wanted(['shadow'])) progress('not root: the shadow scenario is skipped');
     if (wanted(['sasldb-1', 'sasldb-16']) && SasldbWorld.available()) worlds.sasldb = new SasldbWorld();
     else if (wanted(['sasldb-1', 'sasldb-16'])) progress('not root or no /etc/sasldb2: the sasldb scenarios are skipped');
+    if (wanted(['ldap-1', 'ldap-16']) && LdapWorld.available()) worlds.ldap = await LdapWorld.start();
+    else if (wanted(['ldap-1', 'ldap-16'])) progress('slapd not installed: the ldap scenarios are skipped');
     const list = scenarios(options.durations, unix, worlds).filter((s) => !options.only || options.only.test(s.id));
     const floor = options.floor ? await measureFloor(tools, options.durations) : {};
     const processFigures = {
@@ -285,6 +293,7 @@ async function main(argv: readonly string[]): Promise<void> {
     unix?.dispose();
     worlds.shadow?.dispose();
     worlds.sasldb?.dispose();
+    await worlds.ldap?.dispose();
     matrix.dispose();
   }
 }

@@ -8,12 +8,13 @@ import { MANY_PASSWORD_PREFIX, MANY_USERS, MANY_USERS_PREFIX, MATRIX_USER, type 
 import type { LoadSpec } from './tools.js';
 
 /** pam worlds (pam_matrix, pam_unix), or another mechanism's backend (-a shadow, -a sasldb). */
-export type World = 'matrix' | 'unix' | 'shadow' | 'sasldb';
+export type World = 'matrix' | 'unix' | 'shadow' | 'sasldb' | 'ldap';
 
 /** The backends of the non-PAM scenarios that this run could set up. */
 export interface MechanismWorlds {
   readonly shadow?: MechanismWorld | undefined;
   readonly sasldb?: MechanismWorld | undefined;
+  readonly ldap?: MechanismWorld | undefined;
 }
 
 export interface Durations {
@@ -38,6 +39,8 @@ export interface Scenario {
   readonly background?: LoadPlan;
 }
 
+/** Concurrency levels of the ldap bind scenarios. */
+const LDAP_CONCURRENCY = [1, 16] as const;
 /** Concurrency levels of the pam_matrix scenarios. */
 export const CONCURRENCY = [1, 4, 16, 64] as const;
 /** Clients sending wrong pam_unix passwords while one client logs in correctly. */
@@ -149,7 +152,7 @@ export function scenarios(durations: Durations, unix: UnixWorld | undefined, wor
   return list;
 }
 
-/** shadow (yescrypt: the hash is the cost) and sasldb (cheap), each against both daemons. */
+/** shadow (yescrypt: the hash is the cost), sasldb (cheap) and ldap (slapd), each against both daemons. */
 function mechanismScenarios(durations: Durations, worlds: MechanismWorlds): Scenario[] {
   const list: Scenario[] = [];
   const base = (world: MechanismWorld) => ({
@@ -168,6 +171,12 @@ function mechanismScenarios(durations: Durations, worlds: MechanismWorlds): Scen
     for (const clients of SASLDB_CONCURRENCY) {
       const load = { ...base(worlds.sasldb), seconds: durations.seconds, clients };
       list.push({ id: `sasldb-${clients}`, title: `-a sasldb, ${clients} clients`, world: 'sasldb', cache: false, load });
+    }
+  }
+  if (worlds.ldap) {
+    for (const clients of LDAP_CONCURRENCY) {
+      const load = { ...base(worlds.ldap), seconds: durations.seconds, clients };
+      list.push({ id: `ldap-${clients}`, title: `ldap bind (search + user bind, slapd), ${clients} clients`, world: 'ldap', cache: false, load });
     }
   }
   return list;

@@ -8,6 +8,7 @@ import { getpwentMechanism } from './getpwent.js';
 import { httpformMechanism } from './httpform/httpform.js';
 import { kerberos5Mechanism } from './kerberos5/index.js';
 import { pamMechanism } from './pam.js';
+import { ldapMechanism } from './ldap/index.js';
 import { rimapMechanism } from './rimap/rimap.js';
 import { sasldbMechanism } from './sasldb.js';
 import { shadowMechanism } from './shadow.js';
@@ -29,6 +30,7 @@ const IMPLEMENTED: ReadonlyMap<string, MechanismFactory> = new Map([
   [kerberos5Mechanism.name, kerberos5Mechanism],
   [rimapMechanism.name, rimapMechanism],
   [httpformMechanism.name, httpformMechanism],
+  [ldapMechanism.name, ldapMechanism],
 ]);
 
 /** Names this build can run, for `-v`. */

@@ -41,6 +41,12 @@ export interface MechanismLog {
 export interface MechanismOptions {
   /** The `-O` argument, if any. */
   readonly mechOption: string | undefined;
+  /**
+   * `--job-timeout` in milliseconds: past it the primary answers NO and replaces the worker.
+   * A network mechanism keeps its own per-request deadline below it, so a stalled backend
+   * gets the mechanism's own NO and the worker stays. Undefined in unit tests.
+   */
+  readonly jobTimeoutMs?: number;
   readonly log: MechanismLog;
 }
 

@@ -42,7 +42,7 @@ export async function startPrimary(config: Config, log: Logger): Promise<Running
   // As the original: the mechanism is checked in the primary, before the verbose dump, the
   // lock and any worker, so a mechanism that cannot work here leaves no lock or pid file.
   try {
-    factory.check({ mechOption: config.mechOption, log });
+    factory.check({ mechOption: config.mechOption, jobTimeoutMs: config.deadlines.jobTimeoutMs, log });
   } catch (error) {
     throw new StartupError([`failed to initialize mechanism ${factory.name}`, (error as Error).message], 1);
   }
@@ -73,6 +73,7 @@ export async function startPrimary(config: Config, log: Logger): Promise<Running
       settings: {
         mechanism: factory.name,
         mechOption: config.mechOption,
+        jobTimeoutMs: config.deadlines.jobTimeoutMs,
         verbose: config.verbose,
         logFormat: config.debugFormat ? 'foreground' : 'journal',
       },

@@ -42,7 +42,7 @@ function startMechanism(): Mechanism | undefined {
   try {
     const factory = findMechanism(settings.mechanism);
     if (!factory) throw new Error(`unknown authentication mechanism: ${settings.mechanism}`);
-    return factory.create({ mechOption: settings.mechOption, log });
+    return factory.create({ mechOption: settings.mechOption, jobTimeoutMs: settings.jobTimeoutMs, log });
   } catch (error) {
     writeFrame(encodeSimple(FrameType.failed, (error as Error).message));
     process.exit(1);

@@ -4,6 +4,8 @@ import type { LogFormat } from '../log/logger.js';
 export interface WorkerSettings {
   readonly mechanism: string;
   readonly mechOption: string | undefined;
+  /** `--job-timeout`, handed to the mechanism (MechanismOptions.jobTimeoutMs). */
+  readonly jobTimeoutMs?: number;
   readonly verbose: boolean;
   readonly logFormat: LogFormat;
 }
@@ -19,6 +21,7 @@ export function parseWorkerSettings(text: string | undefined): WorkerSettings {
   return {
     mechanism: parsed.mechanism,
     mechOption: typeof parsed.mechOption === 'string' ? parsed.mechOption : undefined,
+    ...(typeof parsed.jobTimeoutMs === 'number' ? { jobTimeoutMs: parsed.jobTimeoutMs } : {}),
     verbose: parsed.verbose === true,
     logFormat: parsed.logFormat === 'foreground' ? 'foreground' : 'journal',
   };
