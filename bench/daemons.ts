@@ -48,8 +48,6 @@ export interface DaemonSetup {
   readonly env: NodeJS.ProcessEnv;
   /** Command prefix (the private mount namespace of the pam_unix scenarios), or none. */
   readonly wrap?: readonly string[];
-  /** `-a`; default pam. */
-  readonly mechanism?: string;
 }
 
 export class RunningDaemon {

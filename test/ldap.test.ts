@@ -28,6 +28,7 @@ let scratch: string;
 const logLines: string[] = [];
 const log: MechanismLog = {
   debug: (message) => logLines.push(`debug: ${message}`),
+  debugAlways: (message) => logLines.push(`debug: ${message}`),
   info: (message) => logLines.push(`info: ${message}`),
   error: (message) => logLines.push(`error: ${message}`),
 };
