@@ -15,7 +15,8 @@ import { REPO_ROOT } from './paths.js';
 export const PACKAGE = 'saslauthd-ts';
 export const CACHE_ROOT = '/tmp/saslauthd-ts-deb-cache';
 
-function sourceFiles(): string[] {
+/** The checkout's files as git sees them (tracked and new, not ignored), without dist/. */
+export function sourceFiles(): string[] {
   const listed = execFileSync('git', ['ls-files', '-z', '--cached', '--others', '--exclude-standard'], { cwd: REPO_ROOT })
     .toString('utf8')
     .split('\0')
@@ -31,11 +32,7 @@ export function debPackage(): string {
     return given;
   }
   const files = sourceFiles();
-  const hash = createHash('sha256');
-  // The key covers what goes into the package, so editing a test does not rebuild it.
-  const packaged = files.filter((file) => /^(debian|src)\//.test(file) || ['package.json', 'package-lock.json', 'tsconfig.json'].includes(file));
-  for (const file of packaged) hash.update(file).update('\0').update(readFileSync(join(REPO_ROOT, file))).update('\0');
-  const key = hash.digest('hex').slice(0, 16);
+  const key = packagedContentKey(files);
   const directory = join(CACHE_ROOT, key);
   const built = existsSync(directory) ? readdirSync(directory).find((name) => name.endsWith('.deb')) : undefined;
   if (built) return join(directory, built);
@@ -43,6 +40,14 @@ export function debPackage(): string {
   // Older builds are of no more use (each is some 25 MB).
   for (const entry of readdirSync(CACHE_ROOT)) if (entry !== key) rmSync(join(CACHE_ROOT, entry), { recursive: true, force: true });
   return deb;
+}
+
+/** A key for what goes into the package, so editing a test does not rebuild it. */
+export function packagedContentKey(files: readonly string[]): string {
+  const hash = createHash('sha256');
+  const packaged = files.filter((file) => /^(debian|src)\//.test(file) || ['package.json', 'package-lock.json', 'tsconfig.json'].includes(file));
+  for (const file of packaged) hash.update(file).update('\0').update(readFileSync(join(REPO_ROOT, file))).update('\0');
+  return hash.digest('hex').slice(0, 16);
 }
 
 function buildDeb(files: readonly string[], directory: string): string {
