@@ -16,7 +16,7 @@
  * is no D-Bus to register with.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, readdirSync, readlinkSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { liveProcesses, eventually } from './processes.js';
 import { packagedContentKey, sourceFiles } from './debian-package.js';
@@ -192,11 +192,21 @@ dpkg-buildpackage -b -us -uc >/root/build.log 2>&1 || { tail -60 /root/build.log
   }
 }
 
-/** The container's init: the process whose root is `root` and whose pid in its namespace is 1. */
-function containerInit(root: string): number | undefined {
-  for (const { pid } of liveProcesses()) {
+/** The container's init: the descendant of systemd-nspawn whose pid in its own namespace is 1. */
+function containerInit(nspawnPid: number): number | undefined {
+  const table = liveProcesses();
+  const descendants = new Set([nspawnPid]);
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const { pid, ppid } of table) {
+      if (descendants.has(ppid) && !descendants.has(pid)) {
+        descendants.add(pid);
+        grew = true;
+      }
+    }
+  }
+  for (const pid of descendants) {
     try {
-      if (readlinkSync(`/proc/${pid}/root`) !== root) continue;
       const nspid = /^NSpid:\s+(.*)$/m.exec(readFileSync(`/proc/${pid}/status`, 'latin1'))?.[1]?.trim().split(/\s+/);
       if (nspid && nspid.length > 1 && nspid[nspid.length - 1] === '1') return pid;
     } catch {
@@ -232,7 +242,7 @@ export class TrixieMachine {
     nspawn.stderr!.on('data', (chunk: Buffer) => (output = (output + chunk.toString()).slice(-20_000)));
     let init: number | undefined;
     try {
-      await eventually(() => (init = containerInit(overlay.path)) !== undefined || nspawn.exitCode !== null, 'the container starts', BOOT_DEADLINE_MS);
+      await eventually(() => (init = containerInit(nspawn.pid!)) !== undefined || nspawn.exitCode !== null, 'the container starts', BOOT_DEADLINE_MS);
       if (init === undefined) throw new Error(`systemd-nspawn ended (${nspawn.exitCode}):\n${output}`);
       const machine = new TrixieMachine(overlay, nspawn, init, () => output);
       await eventually(

@@ -1,0 +1,256 @@
+/**
+ * The package on Debian 13 (trixie), in a real trixie booted with systemd-nspawn (root; see
+ * test/helpers/trixie-machine.ts): built there with trixie's own tools, installed over a
+ * stock sasl2-bin whose own saslauthd.service runs the C daemon with the stock default file
+ * (no START line), driven with systemctl, then sasl2-bin reinstalled, an upgrade, removal and
+ * purge — with `dpkg --verify sasl2-bin` clean after each step. Tests run in order and share
+ * the machine; the container and its overlay go at the end.
+ */
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { TrixieMachine, trixieDeb } from './helpers/trixie-machine.js';
+
+const isRoot = process.getuid?.() === 0;
+const skip = !isRoot && 'needs root (debootstrap, systemd-nspawn)';
+const USER = 'ststrixie';
+const PASSWORD = 'Trixie-Pass-4471';
+const WRONG = 'Trixie-Wrong-9913';
+const UNIT = '/usr/lib/systemd/system/saslauthd.service';
+const INSTANCE = 'saslauthd-sts';
+const OK = '0: OK "Success."';
+const NO = '0: NO "authentication failed"';
+/** A NODE_OPTIONS payload: it would leave this file behind if it ever ran in the daemon. */
+const PAYLOAD = '/tmp/sts-node-options.js';
+const PAYLOAD_MARK = '/run/sts-node-options-ran';
+
+let scratch: string;
+let machine: TrixieMachine;
+let deb: string;
+
+function sh(script: string): string {
+  const result = machine.sh(script);
+  assert.equal(result.status, 0, `${script}\n${result.stdout}\n${result.stderr}`);
+  return result.stdout;
+}
+
+function show(unit: string): Record<string, string> {
+  const out = sh(`systemctl show ${unit} -p ActiveState,SubState,MainPID,Type,FragmentPath,Result,StatusText,UnitFileState`);
+  return Object.fromEntries(out.trim().split('\n').map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)]));
+}
+
+function testsaslauthd(password: string, socket = '/run/saslauthd/mux'): string {
+  return machine.run('testsaslauthd', '-u', USER, '-p', password, '-s', 'smtp', '-f', socket).stdout.trim();
+}
+
+function exe(pid: string): string {
+  return machine.run('readlink', `/proc/${pid}/exe`).stdout.trim();
+}
+
+function verifySasl2Bin(): void {
+  const result = machine.run('dpkg', '--verify', 'sasl2-bin');
+  assert.equal(result.stdout + result.stderr, '', 'dpkg --verify sasl2-bin prints nothing');
+  assert.equal(result.status, 0);
+}
+
+/** sasl2-bin's recorded md5sum of one of its files. */
+function sasl2BinMd5(path: string): string {
+  const line = readFileSync(join(machine.root, 'var/lib/dpkg/info/sasl2-bin.md5sums'), 'latin1')
+    .split('\n')
+    .find((entry) => entry.endsWith(`  ${path.slice(1)}`));
+  assert.ok(line, `sasl2-bin lists ${path}`);
+  return line.split(' ')[0]!;
+}
+
+function md5(path: string): string {
+  return createHash('md5').update(readFileSync(join(machine.root, path))).digest('hex');
+}
+
+function apt(...args: string[]): void {
+  const result = machine.run('apt-get', '-y', '-q', '--no-install-recommends', ...args);
+  assert.equal(result.status, 0, `apt-get ${args.join(' ')}:\n${result.stdout}\n${result.stderr}`);
+}
+
+/** The process runs /usr/sbin/saslauthd, and that is our launcher. */
+function isOurs(pid: string): boolean {
+  return exe(pid) === '/usr/sbin/saslauthd' && machine.sh('/usr/sbin/saslauthd -v 2>&1').stdout.includes('saslauthd-ts');
+}
+
+before(async () => {
+  if (!isRoot) return;
+  deb = trixieDeb();
+  scratch = mkdtempSync('/var/tmp/sts-trixie-'); // overlayfs upper: not on a tmpfs /tmp
+  machine = await TrixieMachine.boot(scratch);
+  copyFileSync(deb, join(machine.root, 'root', basename(deb)));
+  sh(`useradd --no-create-home --shell /usr/sbin/nologin ${USER}`);
+  const chpasswd = machine.runWithInput(`${USER}:${PASSWORD}\n`, 'chpasswd');
+  assert.equal(chpasswd.status, 0, chpasswd.stderr);
+});
+
+after(async () => {
+  if (!isRoot) return;
+  await machine?.stop();
+  rmSync(scratch, { recursive: true, force: true });
+});
+
+test('stock trixie: sasl2-bin’s own unit runs the C daemon from the stock default file', { skip }, () => {
+  assert.doesNotMatch(readFileSync(join(machine.root, 'etc/default/saslauthd'), 'latin1'), /^START=/m, 'the stock file has no START');
+  sh('systemctl enable --now saslauthd');
+  const state = show('saslauthd');
+  assert.equal(state['ActiveState'], 'active');
+  assert.equal(state['Type'], 'forking');
+  assert.equal(exe(state['MainPID']!), '/usr/sbin/saslauthd');
+  assert.equal(testsaslauthd(PASSWORD), OK);
+  verifySasl2Bin();
+});
+
+test('install: ours takes over the running service (divert of sasl2-bin’s unit), START not needed', { skip }, () => {
+  const before = show('saslauthd')['MainPID'];
+  apt('install', `/root/${basename(deb)}`);
+  const state = show('saslauthd');
+  assert.equal(state['ActiveState'], 'active', 'restarted by the postinst');
+  assert.equal(state['Type'], 'notify', 'our unit under sasl2-bin’s name');
+  assert.equal(state['FragmentPath'], UNIT);
+  assert.equal(state['UnitFileState'], 'enabled', 'the admin’s enable carries over');
+  assert.equal(state['StatusText'], 'listening on socket: /var/run/saslauthd/mux');
+  assert.notEqual(state['MainPID'], before);
+  assert.equal(exe(state['MainPID']!), '/usr/sbin/saslauthd', 'the launcher is the process (start-stop-daemon --exec)');
+  assert.ok(isOurs(state['MainPID']!));
+  assert.equal(testsaslauthd(PASSWORD), OK);
+  assert.equal(testsaslauthd(WRONG), NO);
+  assert.equal(sh('stat -c "%U:%G %a" /run/saslauthd').trim(), 'root:sasl 710', 'sasl2-bin’s statoverride');
+  assert.equal(sh(`stat -c %G /run/saslauthd/saslauthd.pid`).trim(), 'sasl', 'Group=sasl as sasl2-bin’s unit');
+  const diversions = sh('dpkg-divert --list "*saslauthd*"');
+  assert.match(diversions, /diversion of \/usr\/lib\/systemd\/system\/saslauthd\.service to \/usr\/lib\/systemd\/system\/saslauthd\.service\.cyrus by saslauthd-ts/);
+  assert.equal(md5(`${UNIT}.cyrus`), sasl2BinMd5(UNIT), 'sasl2-bin’s unit kept as shipped');
+  verifySasl2Bin();
+});
+
+test('systemctl reload keeps the daemon; restart replaces it; stop; start', { skip }, () => {
+  const first = show('saslauthd')['MainPID'];
+  sh('systemctl reload saslauthd');
+  assert.equal(show('saslauthd')['MainPID'], first);
+  sh('systemctl restart saslauthd');
+  const second = show('saslauthd')['MainPID'];
+  assert.notEqual(second, first);
+  assert.equal(testsaslauthd(PASSWORD), OK);
+  sh('systemctl stop saslauthd');
+  assert.equal(show('saslauthd')['ActiveState'], 'inactive');
+  assert.equal(show('saslauthd')['Result'], 'success');
+  assert.equal(machine.run('test', '-e', '/run/saslauthd/mux').status, 1, 'the socket is removed');
+  sh('systemctl start saslauthd');
+  assert.equal(show('saslauthd')['ActiveState'], 'active');
+  assert.equal(testsaslauthd(PASSWORD), OK);
+});
+
+test('NODE_OPTIONS in /etc/default/saslauthd never reaches the daemon', { skip }, () => {
+  const defaults = join(machine.root, 'etc/default/saslauthd');
+  const stock = readFileSync(defaults);
+  try {
+    sh(`printf 'require("fs").writeFileSync("${PAYLOAD_MARK}", String(process.pid));\\n' >${PAYLOAD}`);
+    // The payload works where Node reads NODE_OPTIONS (trixie's own node).
+    sh(`NODE_OPTIONS="--require ${PAYLOAD}" node -e 0 && test -e ${PAYLOAD_MARK} && rm ${PAYLOAD_MARK}`);
+    // The launcher itself drops it.
+    sh(`NODE_OPTIONS="--require ${PAYLOAD}" NODE_PATH=/tmp /usr/sbin/saslauthd -v 2>/dev/null || true`);
+    assert.equal(machine.run('test', '-e', PAYLOAD_MARK).status, 1, 'the launcher ran no payload');
+    writeFileSync(defaults, Buffer.concat([stock, Buffer.from(`NODE_OPTIONS="--require ${PAYLOAD}"\nexport NODE_OPTIONS\nNODE_DEBUG=net\n`)]));
+    sh('systemctl restart saslauthd');
+    const state = show('saslauthd');
+    assert.equal(state['ActiveState'], 'active');
+    assert.equal(testsaslauthd(PASSWORD), OK);
+    assert.equal(machine.run('test', '-e', PAYLOAD_MARK).status, 1, 'no process of the service ran the payload');
+    for (const pid of sh(`systemctl show saslauthd -p ControlGroup --value | xargs -I{} cat /sys/fs/cgroup{}/cgroup.procs`).trim().split('\n')) {
+      const environ = machine.run('cat', `/proc/${pid}/environ`).stdout.split('\0');
+      assert.deepEqual(environ.filter((entry) => entry.startsWith('NODE_')), [], `no NODE_* in process ${pid}`);
+    }
+  } finally {
+    writeFileSync(defaults, stock);
+    sh(`rm -f ${PAYLOAD} ${PAYLOAD_MARK}; systemctl restart saslauthd`);
+  }
+});
+
+test('an instance from /etc/default/saslauthd-NAME starts and stops with saslauthd.service', { skip }, () => {
+  writeFileSync(
+    join(machine.root, `etc/default/${INSTANCE}`),
+    `NAME="sts"\nMECHANISMS="pam"\nTHREADS=1\nOPTIONS="-c -m /var/run/${INSTANCE}"\n`,
+  );
+  try {
+    sh('systemctl daemon-reload && systemctl restart saslauthd');
+    const instance = show(`saslauthd@${INSTANCE}`);
+    assert.equal(instance['ActiveState'], 'active', 'no START line needed on trixie');
+    assert.equal(instance['StatusText'], `listening on socket: /var/run/${INSTANCE}/mux`);
+    assert.equal(testsaslauthd(PASSWORD, `/run/${INSTANCE}/mux`), OK);
+    sh('systemctl stop saslauthd');
+    assert.equal(show(`saslauthd@${INSTANCE}`)['ActiveState'], 'inactive', 'PartOf=');
+  } finally {
+    rmSync(join(machine.root, `etc/default/${INSTANCE}`), { force: true });
+    sh('systemctl daemon-reload && systemctl start saslauthd');
+  }
+});
+
+test('apt-get install --reinstall sasl2-bin leaves ours in charge', { skip }, () => {
+  apt('install', '--reinstall', 'sasl2-bin');
+  const state = show('saslauthd');
+  assert.equal(state['ActiveState'], 'active');
+  assert.equal(state['Type'], 'notify');
+  assert.ok(isOurs(state['MainPID']!));
+  assert.equal(md5(`${UNIT}.cyrus`), sasl2BinMd5(UNIT), 'sasl2-bin’s new unit went to the diverted name');
+  assert.equal(testsaslauthd(PASSWORD), OK);
+  verifySasl2Bin();
+});
+
+test('an upgrade (here a reinstall) restarts the running daemon: no gap beyond the restart', { skip }, () => {
+  const before = show('saslauthd')['MainPID'];
+  // A client asking every 50 ms through the whole upgrade.
+  sh(`(end=$(($(date +%s)+120)); while [ ! -e /run/sts-stop-probe ] && [ $(date +%s) -lt $end ]; do
+      testsaslauthd -u ${USER} -p ${PASSWORD} -s smtp >/dev/null 2>&1 && echo ok || echo fail; sleep 0.05; done >/run/sts-probe.log) >/dev/null 2>&1 &`);
+  try {
+    const result = machine.run('dpkg', '-i', `/root/${basename(deb)}`);
+    assert.equal(result.status, 0, result.stdout + result.stderr);
+  } finally {
+    sh('sleep 0.5; touch /run/sts-stop-probe; sleep 0.3');
+  }
+  const after = show('saslauthd');
+  assert.equal(after['ActiveState'], 'active');
+  assert.notEqual(after['MainPID'], before, 'restarted');
+  const probes = readFileSync(join(machine.root, 'run/sts-probe.log'), 'latin1').trim().split('\n');
+  const failures = probes.filter((line) => line === 'fail').length;
+  assert.ok(probes.length > 10, `probes ran: ${probes.length}`);
+  // The restart itself (stop, start to READY=1) is the only gap: well under a second of probes.
+  assert.ok(failures <= 10, `${failures} of ${probes.length} probes failed`);
+  verifySasl2Bin();
+});
+
+test('removal gives back Cyrus’s daemon and unit, started and answering; purge leaves nothing', { skip }, () => {
+  apt('remove', 'saslauthd-ts');
+  assert.equal(sh('dpkg-divert --list "*saslauthd*"').trim(), '', 'no diversion left');
+  assert.equal(md5(UNIT), sasl2BinMd5(UNIT), 'sasl2-bin’s unit back as shipped');
+  assert.equal(md5('/usr/sbin/saslauthd'), sasl2BinMd5('/usr/sbin/saslauthd'));
+  verifySasl2Bin();
+  const state = show('saslauthd');
+  assert.equal(state['Type'], 'forking');
+  assert.equal(state['ActiveState'], 'active', 'the postrm started the C daemon');
+  assert.equal(state['UnitFileState'], 'enabled', 'still enabled');
+  assert.match(machine.sh('/usr/sbin/saslauthd -v 2>&1').stdout, /authentication mechanisms: sasldb/);
+  assert.equal(testsaslauthd(PASSWORD), OK);
+  assert.equal(testsaslauthd(WRONG), NO);
+
+  apt('purge', 'saslauthd-ts');
+  assert.equal(machine.run('dpkg-query', '-W', 'saslauthd-ts').status, 1, 'dpkg forgot the package');
+  const leftovers = sh('find / -xdev \\( -name "*saslauthd-ts*" -o -name "*.cyrus" -o -name "*.cyrus.*" \\) ! -path "/proc/*" -print');
+  assert.equal(leftovers, '', 'nothing of ours left');
+  verifySasl2Bin();
+  assert.equal(show('saslauthd')['ActiveState'], 'active', 'the C daemon runs on');
+  sh('systemctl restart saslauthd');
+  assert.equal(testsaslauthd(PASSWORD), OK);
+});
+
+test('the journal holds no test password', { skip }, () => {
+  const journal = sh('journalctl --no-pager -o cat');
+  assert.match(journal, new RegExp(`auth failure: \\[user=${USER}\\]`), 'the failures were logged');
+  for (const secret of [PASSWORD, WRONG]) assert.ok(!journal.includes(secret), `${secret} is not in the journal`);
+  const logs = machine.run('grep', '-rlF', '-e', PASSWORD, '-e', WRONG, '/var/log');
+  assert.equal(logs.stdout, '', 'nor in /var/log');
+});
