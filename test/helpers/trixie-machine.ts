@@ -120,6 +120,9 @@ chmod 755 /usr/sbin/policy-rc.d
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends ${PACKAGES.join(' ')} >/dev/null
 apt-get clean
+# sasl2-bin's .deb stays in apt's cache: the booted container has no network, and the tests
+# reinstall it from there.
+apt-get install -y -qq --reinstall --download-only sasl2-bin >/dev/null
 rm -f /usr/sbin/policy-rc.d`,
     [],
     ROOT_DEADLINE_MS,
