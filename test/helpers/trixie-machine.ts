@@ -60,6 +60,7 @@ const PACKAGES = [
   'nodejs',
   'npm',
   'libnode-dev',
+  'lintian',
 ];
 
 export interface Result {
