@@ -15,7 +15,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { cpSync, mkdtempSync, readdirSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PRIVATE_DEV_SH } from './helpers/private-dev-log.js';
 import { debPackage, PACKAGE } from './helpers/debian-package.js';
@@ -227,4 +227,30 @@ test('START=yes is required (ExecCondition=); instances start and stop with sasl
   // As with start, systemctl waits for saslauthd.service's job only.
   await eventually(() => show(`saslauthd@${INSTANCE}`)['ActiveState'] === 'inactive', 'PartOf=: the instance stops with saslauthd.service', 20_000);
   assert.equal(show(`saslauthd@${INSTANCE}`)['Result'], 'success');
+});
+
+test('NODE_OPTIONS in /etc/default/saslauthd (even exported) never reaches the daemon', { skip }, async () => {
+  const payload = join(scratch, 'node-options.js');
+  const mark = join(scratch, 'node-options-ran');
+  writeFileSync(payload, `require('fs').writeFileSync(${JSON.stringify(mark)}, String(process.pid));\n`);
+  // The payload works where Node reads NODE_OPTIONS: the single executable itself does.
+  const direct = spawnSync('/usr/sbin/saslauthd', ['-v'], { env: { ...process.env, NODE_OPTIONS: `--require ${payload}` } });
+  assert.equal(direct.error, undefined);
+  assert.ok(existsSync(mark), 'the payload runs in a SEA started with NODE_OPTIONS');
+  rmSync(mark);
+  defaults(
+    'saslauthd',
+    `NAME="saslauthd"\nSTART=yes\nMECHANISMS="pam"\nTHREADS=1\nOPTIONS="-c -m /var/run/saslauthd"\nexport NODE_OPTIONS="--require ${payload}"\nNODE_DEBUG=net\n`,
+  );
+  assert.equal(systemctl('restart', 'saslauthd').status, 0);
+  assert.equal(show('saslauthd')['ActiveState'], 'active');
+  assert.equal(inside('testsaslauthd', '-u', USER, '-p', PASSWORD, '-s', 'smtp').stdout.trim(), '0: OK "Success."');
+  assert.ok(!existsSync(mark), 'no process of the service ran the payload');
+  const pids = inside('pgrep', '-x', 'saslauthd').stdout.trim().split('\n');
+  assert.ok(pids.length >= 2, 'the daemon and its worker');
+  for (const pid of pids) {
+    const environ = inside('cat', `/proc/${pid}/environ`).stdout.split('\0');
+    assert.deepEqual(environ.filter((entry) => entry.startsWith('NODE_')), [], `no NODE_* in process ${pid}`);
+  }
+  assert.equal(systemctl('stop', 'saslauthd').status, 0);
 });
