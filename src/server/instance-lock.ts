@@ -58,12 +58,17 @@ export async function acquireInstanceLock(files: RunFiles, log: Logger): Promise
  * the lock an instant ago writes that file right after, so a dead or missing pid is looked
  * at twice before the lock counts as stale.
  */
+function socketActivated(): boolean {
+  return process.env['LISTEN_PID'] === String(process.pid);
+}
+
 async function holderIsAlive(files: RunFiles): Promise<boolean> {
   for (let look = 0; look < 2; look++) {
     if (look > 0) await sleep(HOLDER_RECHECK_MS);
     const pid = readPid(files.pidFile);
     if (pid !== undefined && pid !== process.pid && processExists(pid) && runsSaslauthd(pid)) return true;
-    if (await socketAnswers(files.socket)) return true;
+    // A socket systemd passed us answers for systemd (socket activation), not for a holder.
+    if (!socketActivated() && (await socketAnswers(files.socket))) return true;
   }
   return false;
 }
