@@ -105,7 +105,7 @@ test('built on trixie: the launcher linked to trixie’s libnode; lintian (trixi
   assert.match(fields, /\blibnode115\b/, 'Node.js comes from the release (its security updates)');
   assert.match(fields, /\bsasl2-bin\b/);
   const contents = sh(`dpkg-deb --contents /root/${basename(deb)}`);
-  for (const path of ['./usr/sbin/saslauthd', './usr/lib/saslauthd-ts/sea-main.cjs', `.${UNIT}`, './usr/lib/systemd/system/saslauthd@.service', './usr/lib/systemd/system-generators/saslauthd-ts-generator']) {
+  for (const path of ['./usr/sbin/saslauthd', './usr/lib/saslauthd-ts/sea-main.cjs', `.${UNIT}`, './usr/lib/systemd/system/saslauthd.socket', './usr/lib/systemd/system/saslauthd@.service', './usr/lib/systemd/system-generators/saslauthd-ts-generator']) {
     assert.ok(contents.includes(` ${path}\n`), `${path} is in the package`);
   }
   assert.ok(!/ \.\/lib\//.test(contents), 'nothing under /lib (merged /usr: one file, two dpkg paths)');
@@ -212,6 +212,46 @@ test('an instance from /etc/default/saslauthd-NAME starts and stops with saslaut
   }
 });
 
+/** Probes the daemon every 50 ms in the background (see stopProbing). */
+function startProbing(log: string): void {
+  sh(`rm -f /run/sts-stop-probe; (end=$(($(date +%s)+120)); while [ ! -e /run/sts-stop-probe ] && [ $(date +%s) -lt $end ]; do
+      testsaslauthd -u ${USER} -p ${PASSWORD} -s smtp >/dev/null 2>&1 && echo ok || echo fail; sleep 0.05; done >${log}) >/dev/null 2>&1 &`);
+}
+
+function stopProbing(log: string): { failures: number; probes: number } {
+  sh('sleep 0.5; touch /run/sts-stop-probe; sleep 0.3');
+  const lines = sh(`cat ${log}`).trim().split('\n');
+  return { failures: lines.filter((line) => line === 'fail').length, probes: lines.length };
+}
+
+test('socket activation (optional): saslauthd.socket owns the mux; a restart loses no client', { skip }, (t) => {
+  assert.equal(show('saslauthd.socket')['UnitFileState'], 'disabled', 'off by default');
+  // systemd starts a socket only while its service is stopped.
+  sh('systemctl stop saslauthd && systemctl enable --now saslauthd.socket && systemctl start saslauthd');
+  assert.equal(show('saslauthd.socket')['ActiveState'], 'active');
+  assert.equal(sh('stat -c "%U:%G %a" /run/saslauthd').trim(), 'root:sasl 710', 'the run directory made before the socket');
+  assert.equal(sh('stat -c %a /run/saslauthd/mux').trim(), '777');
+  const inode = sh('stat -c %i /run/saslauthd/mux');
+  startProbing('/run/sts-socket-probe.log');
+  try {
+    sh('for i in 1 2 3; do systemctl restart saslauthd; sleep 0.3; done');
+  } finally {
+    const { failures, probes } = stopProbing('/run/sts-socket-probe.log');
+    t.diagnostic(`${failures} of ${probes} probes failed during three restarts`);
+    assert.equal(failures, 0, `${failures} of ${probes} probes failed`);
+  }
+  assert.equal(sh('stat -c %i /run/saslauthd/mux'), inode, 'the same socket throughout');
+  // Stopped, the service is started again by the next client.
+  sh('systemctl stop saslauthd');
+  assert.equal(testsaslauthd(PASSWORD), OK);
+  assert.equal(show('saslauthd')['ActiveState'], 'active', 'started by the socket');
+  // Off again: the daemon binds its own socket.
+  sh('systemctl stop saslauthd && systemctl disable --now saslauthd.socket && systemctl start saslauthd');
+  assert.equal(show('saslauthd.socket')['ActiveState'], 'inactive');
+  assert.equal(testsaslauthd(PASSWORD), OK);
+  assert.notEqual(sh('stat -c %i /run/saslauthd/mux'), inode);
+});
+
 test('apt-get install --reinstall sasl2-bin leaves ours in charge', { skip }, () => {
   // From the root's apt cache: the container has no network but its loopback.
   apt('install', '--reinstall', '--no-download', 'sasl2-bin');
@@ -227,24 +267,23 @@ test('apt-get install --reinstall sasl2-bin leaves ours in charge', { skip }, ()
 test('an upgrade (here a reinstall) restarts the running daemon: no gap beyond the restart', { skip }, (t) => {
   const before = show('saslauthd')['MainPID'];
   // A client asking every 50 ms through the whole upgrade.
-  sh(`(end=$(($(date +%s)+120)); while [ ! -e /run/sts-stop-probe ] && [ $(date +%s) -lt $end ]; do
-      testsaslauthd -u ${USER} -p ${PASSWORD} -s smtp >/dev/null 2>&1 && echo ok || echo fail; sleep 0.05; done >/run/sts-probe.log) >/dev/null 2>&1 &`);
+  startProbing('/run/sts-probe.log');
+  let failures = 0;
+  let probes = 0;
   try {
     sh('true');
     const result = machine.run('dpkg', '-i', `/root/${basename(deb)}`);
     assert.equal(result.status, 0, result.stdout + result.stderr);
   } finally {
-    sh('sleep 0.5; touch /run/sts-stop-probe; sleep 0.3');
+    ({ failures, probes } = stopProbing('/run/sts-probe.log'));
   }
   const after = show('saslauthd');
   assert.equal(after['ActiveState'], 'active');
   assert.notEqual(after['MainPID'], before, 'restarted');
-  const probes = sh('cat /run/sts-probe.log').trim().split('\n');
-  const failures = probes.filter((line) => line === 'fail').length;
-  t.diagnostic(`${failures} of ${probes.length} probes failed during the upgrade`);
-  assert.ok(probes.length > 10, `probes ran: ${probes.length}`);
+  t.diagnostic(`${failures} of ${probes} probes failed during the upgrade`);
+  assert.ok(probes > 10, `probes ran: ${probes}`);
   // The restart itself (stop, start to READY=1) is the only gap: well under a second of probes.
-  assert.ok(failures <= 10, `${failures} of ${probes.length} probes failed`);
+  assert.ok(failures <= 10, `${failures} of ${probes} probes failed`);
   verifySasl2Bin();
 });
 

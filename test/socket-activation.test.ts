@@ -25,12 +25,19 @@ const TABLE = `Num       RefCount Protocol Flags    Type St Inode Path
 `;
 
 function environment(env: NodeJS.ProcessEnv, inode: number | undefined): ActivationEnvironment {
-  return { env, pid: 1234, socketInode: (fd) => (fd === SD_LISTEN_FDS_START ? inode : undefined), unixSockets: () => TABLE };
+  return {
+    env,
+    pid: 1234,
+    socketInode: (fd) => (fd === SD_LISTEN_FDS_START ? inode : undefined),
+    unixSockets: () => TABLE,
+    sameFile: (a, b) => a.replace(/^\/var\/run\//, '/run/') === b.replace(/^\/var\/run\//, '/run/'),
+  };
 }
 
 test('the inherited socket is taken only when LISTEN_PID is this process and it listens on the mux', () => {
   const mux = '/run/saslauthd/mux';
   assert.deepEqual(inheritedListener(mux, environment({ LISTEN_PID: '1234', LISTEN_FDS: '1' }, 4242)), { fd: 3 });
+  assert.deepEqual(inheritedListener('/var/run/saslauthd/mux', environment({ LISTEN_PID: '1234', LISTEN_FDS: '1' }, 4242)), { fd: 3 }, 'the same file');
   assert.equal(inheritedListener(mux, environment({}, 4242)), undefined, 'not socket-activated');
   assert.equal(inheritedListener(mux, environment({ LISTEN_PID: '99', LISTEN_FDS: '1' }, 4242)), undefined, 'meant for another process');
   assert.equal(inheritedListener(mux, environment({ LISTEN_PID: '1234', LISTEN_FDS: '0' }, 4242)), undefined);

@@ -9,7 +9,7 @@
  * elsewhere is refused with the reason (the .socket unit and -m disagree), because serving
  * another path than systemd listens on would split the clients between two sockets.
  */
-import { readFileSync, readlinkSync } from 'node:fs';
+import { readFileSync, readlinkSync, statSync } from 'node:fs';
 import { setCloseOnExec, setNonBlocking } from '../native/posix-sockets.js';
 
 /** sd_listen_fds(3): passed descriptors start at 3. */
@@ -33,6 +33,8 @@ export interface ActivationEnvironment {
   readonly socketInode: (fd: number) => number | undefined;
   /** The text of /proc/net/unix. */
   readonly unixSockets: () => string;
+  /** Whether two paths name the same file (/run and /var/run are one directory). */
+  readonly sameFile: (a: string, b: string) => boolean;
 }
 
 const procEnvironment: ActivationEnvironment = {
@@ -47,6 +49,14 @@ const procEnvironment: ActivationEnvironment = {
     }
   },
   unixSockets: () => readFileSync('/proc/net/unix', 'latin1'),
+  sameFile: (a, b) => {
+    try {
+      const [first, second] = [statSync(a), statSync(b)];
+      return first.dev === second.dev && first.ino === second.ino;
+    } catch {
+      return false;
+    }
+  },
 };
 
 /**
@@ -70,7 +80,7 @@ export function inheritedListener(socketPath: string, environment: ActivationEnv
   if (entry.type !== SOCK_STREAM_TYPE || (entry.flags & SO_ACCEPTCON) === 0) {
     throw new InheritedSocketError(`descriptor ${fd} from systemd is not a listening stream socket`);
   }
-  if (entry.path !== socketPath) {
+  if (entry.path === '' || !environment.sameFile(entry.path, socketPath)) {
     throw new InheritedSocketError(`the socket from systemd is ${entry.path || 'unnamed'}, not ${socketPath} (saslauthd.socket's ListenStream= and -m must agree)`);
   }
   return { fd };
