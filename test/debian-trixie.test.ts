@@ -9,7 +9,8 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { basename, join } from 'node:path';
 import { TrixieMachine, trixieDeb } from './helpers/trixie-machine.js';
 
@@ -212,6 +213,39 @@ test('an instance from /etc/default/saslauthd-NAME starts and stops with saslaut
   }
 });
 
+/** The seed's sendmail.mc (see test/sendmail-submission.test.ts), in the container's /root/sm. */
+const SENDMAIL_DIR = '/root/sm';
+const SENDMAIL_MC = `divert(-1)dnl
+divert(0)dnl
+define(\`_USE_ETC_MAIL_')dnl
+include(\`/usr/share/sendmail/cf/m4/cf.m4')dnl
+OSTYPE(\`debian')dnl
+DOMAIN(\`debian-mta')dnl
+undefine(\`confHOST_STATUS_DIRECTORY')dnl
+FEATURE(\`no_default_msa')dnl
+define(\`confDOMAIN_NAME', \`sts.localdomain')dnl
+define(\`confPID_FILE', \`${SENDMAIL_DIR}/sendmail.pid')dnl
+define(\`QUEUE_DIR', \`${SENDMAIL_DIR}/mqueue')dnl
+define(\`confDELIVERY_MODE', \`queueonly')dnl
+define(\`confSERVICE_SWITCH_FILE', \`${SENDMAIL_DIR}/service.switch')dnl
+DAEMON_OPTIONS(\`Family=inet, Name=MTA-v4, Port=25, Addr=127.0.0.1, M=A')dnl
+DAEMON_OPTIONS(\`Family=inet, Name=MSP-v4, Port=587, Addr=127.0.0.1, M=Ea')dnl
+define(\`confAUTH_OPTIONS', \`p y')dnl
+include(\`/etc/mail/sasl/sasl.m4')dnl
+include(\`/etc/mail/tls/starttls.m4')dnl
+define(\`confSERVER_CERT', \`${SENDMAIL_DIR}/cert.pem')dnl
+define(\`confSERVER_KEY', \`${SENDMAIL_DIR}/key.pem')dnl
+define(\`confCACERT', \`${SENDMAIL_DIR}/cert.pem')dnl
+MAILER_DEFINITIONS
+MAILER(\`local')dnl
+MAILER(\`smtp')dnl
+`;
+
+function swaks(...args: string[]): { status: number | null; output: string } {
+  const result = machine.run('swaks', '--server', '127.0.0.1', '--port', '587', '--timeout', '30', ...args);
+  return { status: result.status, output: result.stdout + result.stderr };
+}
+
 /** Probes the daemon every 50 ms in the background (see stopProbing). */
 function startProbing(log: string): void {
   sh(`rm -f /run/sts-stop-probe; (end=$(($(date +%s)+120)); while [ ! -e /run/sts-stop-probe ] && [ $(date +%s) -lt $end ]; do
@@ -223,6 +257,46 @@ function stopProbing(log: string): { failures: number; probes: number } {
   const lines = sh(`cat ${log}`).trim().split('\n');
   return { failures: lines.filter((line) => line === 'fail').length, probes: lines.length };
 }
+
+test('sendmail 8.18 (trixie) as a submission agent authenticates through our daemon', { skip }, () => {
+  assert.match(sh('dpkg-query -W -f \'${Version}\' sendmail-bin'), /^8\.18\./);
+  // The container's own sendmail (started at boot) makes way for the seed's configuration.
+  sh('systemctl stop sendmail 2>/dev/null || true');
+  mkdirSync(join(machine.root, SENDMAIL_DIR.slice(1), 'mqueue'), { recursive: true, mode: 0o700 });
+  writeFileSync(join(machine.root, SENDMAIL_DIR.slice(1), 'sendmail.mc'), SENDMAIL_MC);
+  writeFileSync(join(machine.root, SENDMAIL_DIR.slice(1), 'service.switch'), 'passwd files\nhosts files\naliases files\n');
+  writeFileSync(join(machine.root, 'usr/lib/sasl2/Sendmail.conf'), 'pwcheck_method: saslauthd\nmech_list: PLAIN LOGIN\nsaslauthd_path: /var/run/saslauthd/mux\n');
+  // trixie's sendmail installs its SASL and TLS m4 fragments as examples: the admin puts
+  // them in place (as sendmailconfig's update_auth would).
+  sh(`cd ${SENDMAIL_DIR} && echo "127.0.0.1 sts.localdomain $(hostname)" >>/etc/hosts &&
+    cp -n /usr/share/sendmail/examples/sasl/sasl.m4 /etc/mail/sasl/ && cp -n /usr/share/sendmail/examples/tls/starttls.m4 /etc/mail/tls/ &&
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=sts.localdomain -keyout key.pem -out cert.pem 2>/dev/null &&
+    m4 sendmail.mc >sendmail.cf && /usr/sbin/sendmail -bd -C ${SENDMAIL_DIR}/sendmail.cf`);
+  try {
+    let ehlo = swaks('--quit-after', 'EHLO');
+    for (let tries = 0; tries < 50 && ehlo.status !== 0; tries++) {
+      spawnSync('sleep', ['0.2']);
+      ehlo = swaks('--quit-after', 'EHLO');
+    }
+    assert.match(ehlo.output, /250-STARTTLS/);
+    assert.doesNotMatch(ehlo.output, /250[- ]AUTH.*\b(PLAIN|LOGIN)\b/, 'no plaintext AUTH before STARTTLS');
+    for (const mechanism of ['PLAIN', 'LOGIN']) {
+      const good = swaks('--tls', '--auth', mechanism, '--auth-user', USER, '--auth-password', PASSWORD, '--quit-after', 'AUTH');
+      assert.match(good.output, /^<~ +235 2\.0\.0 OK Authenticated/m, `${mechanism}:\n${good.output}`);
+      const bad = swaks('--tls', '--auth', mechanism, '--auth-user', USER, '--auth-password', WRONG, '--quit-after', 'AUTH');
+      assert.equal(bad.status, 28, bad.output);
+      assert.match(bad.output, /^<~\* +535 5\.7\.0 authentication failed/m);
+    }
+    const submitted = swaks('--tls', '--auth', 'LOGIN', '--auth-user', USER, '--auth-password', PASSWORD,
+      '--from', `${USER}@sts.localdomain`, '--to', 'root@localhost', '--header', 'Subject: saslauthd-ts on trixie');
+    assert.match(submitted.output, /^<~ +250 2\.0\.0 \S+ Message accepted for delivery/m, submitted.output);
+    const anonymous = swaks('--tls', '--from', `${USER}@sts.localdomain`, '--to', 'someone@example.org', '--quit-after', 'RCPT');
+    assert.match(anonymous.output, /^<~\* +5\d\d /m, 'relaying without AUTH is refused');
+    assert.match(sh('journalctl -u saslauthd --no-pager -o cat'), new RegExp(`auth failure: \\[user=${USER}\\] \\[service=smtp\\]`), 'our daemon answered');
+  } finally {
+    sh(`kill $(head -1 ${SENDMAIL_DIR}/sendmail.pid) 2>/dev/null || true`);
+  }
+});
 
 test('socket activation (optional): saslauthd.socket owns the mux; a restart loses no client', { skip }, (t) => {
   assert.equal(show('saslauthd.socket')['UnitFileState'], 'disabled', 'off by default');
