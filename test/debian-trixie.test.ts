@@ -13,6 +13,7 @@ import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSy
 import { spawnSync } from 'node:child_process';
 import { basename, join } from 'node:path';
 import { TrixieMachine, trixieDeb } from './helpers/trixie-machine.js';
+import { releasedDeb } from './helpers/debian-package.js';
 
 const isRoot = process.getuid?.() === 0;
 const skip = !isRoot && 'needs root (debootstrap, systemd-nspawn)';
@@ -383,6 +384,57 @@ test('removal gives back Cyrus’s daemon and unit, started and answering; purge
   verifySasl2Bin();
   assert.equal(show('saslauthd')['ActiveState'], 'active', 'the C daemon runs on');
   sh('systemctl restart saslauthd');
+  assert.equal(testsaslauthd(PASSWORD), OK);
+});
+
+test('upgrade from 0.1.0 (built on Debian 12, installed on trixie) keeps the service up', { skip }, (t) => {
+  const old = releasedDeb('0.1.0');
+  copyFileSync(old, join(machine.root, 'root', basename(old)));
+  copyFileSync(deb, join(machine.root, 'root', basename(deb)));
+  const defaults = join(machine.root, 'etc/default/saslauthd');
+  const stock = readFileSync(defaults);
+  try {
+    // 0.1.0's unit requires START=yes (its ExecCondition=), even on trixie.
+    writeFileSync(defaults, Buffer.concat([stock, Buffer.from('START=yes\n')]));
+    apt('install', `/root/${basename(old)}`);
+    const before = show('saslauthd');
+    assert.equal(before['ActiveState'], 'active');
+    assert.ok(isOurs(before['MainPID']!));
+    assert.notEqual(md5(UNIT), sasl2BinMd5(UNIT), '0.1.0 overwrote sasl2-bin’s unit (merged /usr)');
+
+    startProbing('/run/sts-upgrade-probe.log');
+    let upgrade;
+    let failures = 0;
+    let probes = 0;
+    try {
+      sh('true');
+      upgrade = machine.run('dpkg', '-i', `/root/${basename(deb)}`);
+    } finally {
+      ({ failures, probes } = stopProbing('/run/sts-upgrade-probe.log'));
+    }
+    assert.equal(upgrade.status, 0, upgrade.stdout + upgrade.stderr);
+    t.diagnostic(`${failures} of ${probes} probes failed during the upgrade from 0.1.0`);
+    const after = show('saslauthd');
+    assert.equal(after['ActiveState'], 'active');
+    assert.equal(after['Type'], 'notify');
+    assert.ok(isOurs(after['MainPID']!));
+    assert.equal(testsaslauthd(PASSWORD), OK);
+    assert.ok(failures <= 10, `${failures} of ${probes} probes failed: 0.1.0 stops the daemon in its prerm, 0.2.0 starts it again before unpacking`);
+    assert.match(upgrade.stderr, /'apt-get install --reinstall sasl2-bin' restores it/, 'the admin is told');
+    apt('install', '--reinstall', '--no-download', 'sasl2-bin');
+    assert.equal(md5(`${UNIT}.cyrus`), sasl2BinMd5(UNIT));
+    writeFileSync(defaults, stock); // the conffile as shipped again
+    verifySasl2Bin();
+    assert.equal(show('saslauthd')['Type'], 'notify', 'ours still in charge');
+  } finally {
+    writeFileSync(defaults, stock);
+  }
+  apt('purge', 'saslauthd-ts');
+  sh(`rm -f /root/${basename(old)} /root/${basename(deb)}`);
+  assert.equal(md5(UNIT), sasl2BinMd5(UNIT));
+  verifySasl2Bin();
+  assert.equal(show('saslauthd')['ActiveState'], 'active');
+  assert.equal(show('saslauthd')['Type'], 'forking');
   assert.equal(testsaslauthd(PASSWORD), OK);
 });
 

@@ -14,6 +14,7 @@ import { REPO_ROOT } from './paths.js';
 
 export const PACKAGE = 'saslauthd-ts';
 export const CACHE_ROOT = '/tmp/saslauthd-ts-deb-cache';
+const RELEASED_CACHE = '/var/cache/saslauthd-ts-tests/released';
 
 /** The checkout's files as git sees them (tracked and new, not ignored), without dist/. */
 export function sourceFiles(): string[] {
@@ -50,12 +51,41 @@ export function packagedContentKey(files: readonly string[]): string {
   return hash.digest('hex').slice(0, 16);
 }
 
+/**
+ * A released version's package, built here (Debian 12) from the newest commit whose
+ * debian/changelog names that version, with this checkout's node_modules; cached under
+ * /var/cache/saslauthd-ts-tests by commit. For upgrade tests.
+ */
+export function releasedDeb(version: string): string {
+  const commit = execFileSync('git', ['rev-list', 'HEAD'], { cwd: REPO_ROOT, encoding: 'utf8' })
+    .split('\n')
+    .find((candidate) => {
+      if (candidate === '') return false;
+      const changelog = spawnSync('git', ['show', `${candidate}:debian/changelog`], { cwd: REPO_ROOT, encoding: 'utf8' }).stdout ?? '';
+      return changelog.startsWith(`${PACKAGE} (${version})`);
+    });
+  if (!commit) throw new Error(`no commit of this checkout's history has ${PACKAGE} ${version} (a shallow clone?)`);
+  const directory = join(RELEASED_CACHE, `${version}-${commit.slice(0, 12)}`);
+  const built = existsSync(directory) ? readdirSync(directory).find((name) => name.endsWith('.deb')) : undefined;
+  if (built) return join(directory, built);
+  rmSync(directory, { recursive: true, force: true });
+  const source = join(directory, 'src');
+  mkdirSync(source, { recursive: true });
+  execFileSync('sh', ['-c', 'git -C "$1" archive "$2" | tar -C "$3" -xf - && tar -C "$1" -cf - node_modules | tar -C "$3" -xf -', 'copy', REPO_ROOT, commit, source]);
+  return runBuild(source, directory);
+}
+
 function buildDeb(files: readonly string[], directory: string): string {
   rmSync(directory, { recursive: true, force: true });
   const source = join(directory, 'src');
   mkdirSync(source, { recursive: true });
   writeFileSync(join(directory, 'files'), files.join('\0'));
   execFileSync('sh', ['-c', `tar -C "$1" --null -T "$2" -cf - node_modules | tar -C "$3" -xf -`, 'copy', REPO_ROOT, join(directory, 'files'), source]);
+  return runBuild(source, directory);
+}
+
+/** dpkg-buildpackage in `source`; the .deb lands in `directory` (its parent), `source` goes. */
+function runBuild(source: string, directory: string): string {
   const result = spawnSync('dpkg-buildpackage', ['-b', '-us', '-uc'], { cwd: source, encoding: 'utf8', maxBuffer: 64 << 20 });
   writeFileSync(join(directory, 'build.log'), `${result.stdout}\n${result.stderr}`);
   if (result.status !== 0) throw new Error(`dpkg-buildpackage failed (${result.status}); log: ${join(directory, 'build.log')}\n${result.stderr.slice(-3000)}`);
