@@ -253,11 +253,21 @@ function startProbing(log: string): void {
       testsaslauthd -u ${USER} -p ${PASSWORD} -s smtp >/dev/null 2>&1 && echo ok || echo fail; sleep 0.05; done >${log}) >/dev/null 2>&1 &`);
 }
 
-function stopProbing(log: string): { failures: number; probes: number } {
+/** What the probes saw: failures, probes, and the longest run of failures in a row (one gap). */
+function stopProbing(log: string): { failures: number; probes: number; longestGap: number } {
   sh('sleep 0.5; touch /run/sts-stop-probe; sleep 0.3');
   const lines = sh(`cat ${log}`).trim().split('\n');
-  return { failures: lines.filter((line) => line === 'fail').length, probes: lines.length };
+  let longestGap = 0;
+  let gap = 0;
+  for (const line of lines) {
+    gap = line === 'fail' ? gap + 1 : 0;
+    longestGap = Math.max(longestGap, gap);
+  }
+  return { failures: lines.filter((line) => line === 'fail').length, probes: lines.length, longestGap };
 }
+
+/** A restart (stop, then start up to READY=1) costs a few probes; more in a row is a longer gap. */
+const MAX_PROBES_LOST_IN_A_RESTART = 10;
 
 test('sendmail 8.18 (trixie) as a submission agent authenticates through our daemon', { skip }, () => {
   assert.match(sh('dpkg-query -W -f \'${Version}\' sendmail-bin'), /^8\.18\./);
@@ -313,6 +323,7 @@ test('socket activation (optional): saslauthd.socket owns the mux; a restart los
   } finally {
     const { failures, probes } = stopProbing('/run/sts-socket-probe.log');
     t.diagnostic(`${failures} of ${probes} probes failed during three restarts`);
+    assert.ok(probes >= 3, `probes ran: ${probes}`);
     assert.equal(failures, 0, `${failures} of ${probes} probes failed`);
   }
   assert.equal(sh('stat -c %i /run/saslauthd/mux'), inode, 'the same socket throughout');
@@ -345,20 +356,21 @@ test('an upgrade (here a reinstall) restarts the running daemon: no gap beyond t
   startProbing('/run/sts-probe.log');
   let failures = 0;
   let probes = 0;
+  let longestGap = 0;
   try {
     sh('true');
     const result = machine.run('dpkg', '-i', `/root/${basename(deb)}`);
     assert.equal(result.status, 0, result.stdout + result.stderr);
   } finally {
-    ({ failures, probes } = stopProbing('/run/sts-probe.log'));
+    ({ failures, probes, longestGap } = stopProbing('/run/sts-probe.log'));
   }
   const after = show('saslauthd');
   assert.equal(after['ActiveState'], 'active');
   assert.notEqual(after['MainPID'], before, 'restarted');
-  t.diagnostic(`${failures} of ${probes} probes failed during the upgrade`);
+  t.diagnostic(`${failures} of ${probes} probes failed during the upgrade, at most ${longestGap} in a row`);
   assert.ok(probes > 10, `probes ran: ${probes}`);
-  // The restart itself (stop, start to READY=1) is the only gap: well under a second of probes.
-  assert.ok(failures <= 10, `${failures} of ${probes} probes failed`);
+  // The restart in the postinst is the only gap.
+  assert.ok(failures <= MAX_PROBES_LOST_IN_A_RESTART, `${failures} of ${probes} probes failed`);
   verifySasl2Bin();
 });
 
@@ -406,20 +418,25 @@ test('upgrade from 0.1.0 (built on Debian 12, installed on trixie) keeps the ser
     let upgrade;
     let failures = 0;
     let probes = 0;
+    let longestGap = 0;
     try {
       sh('true');
       upgrade = machine.run('dpkg', '-i', `/root/${basename(deb)}`);
     } finally {
-      ({ failures, probes } = stopProbing('/run/sts-upgrade-probe.log'));
+      ({ failures, probes, longestGap } = stopProbing('/run/sts-upgrade-probe.log'));
     }
     assert.equal(upgrade.status, 0, upgrade.stdout + upgrade.stderr);
-    t.diagnostic(`${failures} of ${probes} probes failed during the upgrade from 0.1.0`);
+    t.diagnostic(`${failures} of ${probes} probes failed during the upgrade from 0.1.0, at most ${longestGap} in a row`);
     const after = show('saslauthd');
     assert.equal(after['ActiveState'], 'active');
     assert.equal(after['Type'], 'notify');
     assert.ok(isOurs(after['MainPID']!));
     assert.equal(testsaslauthd(PASSWORD), OK);
-    assert.ok(failures <= 10, `${failures} of ${probes} probes failed: 0.1.0 stops the daemon in its prerm, 0.2.0 starts it again before unpacking`);
+    // Two restarts, not one gap as long as the unpack (and whatever else apt unpacks in the
+    // same run): 0.1.0's prerm stops the daemon, 0.2.0's preinst starts it again at once, and
+    // its postinst restarts it into the new version.
+    assert.ok(longestGap <= MAX_PROBES_LOST_IN_A_RESTART, `${longestGap} probes in a row failed`);
+    assert.ok(failures <= 2 * MAX_PROBES_LOST_IN_A_RESTART, `${failures} of ${probes} probes failed`);
     assert.match(upgrade.stderr, /'apt-get install --reinstall sasl2-bin' restores it/, 'the admin is told');
     apt('install', '--reinstall', '--no-download', 'sasl2-bin');
     assert.equal(md5(`${UNIT}.cyrus`), sasl2BinMd5(UNIT));

@@ -52,19 +52,23 @@ export function packagedContentKey(files: readonly string[]): string {
 }
 
 /**
- * A released version's package, built here (Debian 12) from the newest commit whose
- * debian/changelog names that version, with this checkout's node_modules; cached under
- * /var/cache/saslauthd-ts-tests by commit. For upgrade tests.
+ * The commits released versions were built from (main when that version was current: later
+ * commits may carry the same changelog version with other packaging).
+ */
+const RELEASED_COMMITS: Readonly<Record<string, string>> = {
+  '0.1.0': 'f38b83e586e6b0036688ebddf7b1763d5167daf3',
+};
+
+/**
+ * A released version's package, built here (Debian 12) from its commit with this checkout's
+ * node_modules; cached under /var/cache/saslauthd-ts-tests by commit. For upgrade tests.
  */
 export function releasedDeb(version: string): string {
-  const commit = execFileSync('git', ['rev-list', 'HEAD'], { cwd: REPO_ROOT, encoding: 'utf8' })
-    .split('\n')
-    .find((candidate) => {
-      if (candidate === '') return false;
-      const changelog = spawnSync('git', ['show', `${candidate}:debian/changelog`], { cwd: REPO_ROOT, encoding: 'utf8' }).stdout ?? '';
-      return changelog.startsWith(`${PACKAGE} (${version})`);
-    });
-  if (!commit) throw new Error(`no commit of this checkout's history has ${PACKAGE} ${version} (a shallow clone?)`);
+  const commit = RELEASED_COMMITS[version];
+  if (!commit) throw new Error(`no known commit for ${PACKAGE} ${version}`);
+  const changelog = spawnSync('git', ['show', `${commit}:debian/changelog`], { cwd: REPO_ROOT, encoding: 'utf8' });
+  if (changelog.status !== 0) throw new Error(`commit ${commit} (${PACKAGE} ${version}) is not in this clone (a shallow clone?)`);
+  if (!changelog.stdout.startsWith(`${PACKAGE} (${version})`)) throw new Error(`commit ${commit} is not ${PACKAGE} ${version}`);
   const directory = join(RELEASED_CACHE, `${version}-${commit.slice(0, 12)}`);
   const built = existsSync(directory) ? readdirSync(directory).find((name) => name.endsWith('.deb')) : undefined;
   if (built) return join(directory, built);
