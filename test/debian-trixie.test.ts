@@ -111,10 +111,10 @@ test('built on trixie: the launcher linked to trixie’s libnode; lintian (trixi
     assert.ok(contents.includes(` ${path}\n`), `${path} is in the package`);
   }
   assert.ok(!/ \.\/lib\//.test(contents), 'nothing under /lib (merged /usr: one file, two dpkg paths)');
-  const lintian = machine.run('lintian', '--tag-display-limit', '0', `/root/${basename(deb)}`);
+  const lintian = machine.run('lintian', '--tag-display-limit', '0', '-I', `/root/${basename(deb)}`);
   t.diagnostic(`lintian:\n${lintian.stdout}${lintian.stderr}`);
   const lines = (lintian.stdout + lintian.stderr).split('\n');
-  assert.deepEqual(lines.filter((line) => /^[EW]: /.test(line)), []);
+  assert.deepEqual(lines.filter((line) => /^[EW]: /.test(line) || /unused-override/.test(line)), [], 'no error, warning or unused override');
 });
 
 test('stock trixie: sasl2-bin’s own unit runs the C daemon from the stock default file', { skip }, () => {
