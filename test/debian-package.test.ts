@@ -122,6 +122,7 @@ test('contents: the executable, production modules for this architecture only, u
     './usr/lib/saslauthd-ts/saslauthd-service',
     './lib/systemd/system/saslauthd.service',
     './lib/systemd/system/saslauthd@.service',
+    './lib/systemd/system/saslauthd.socket',
     './lib/systemd/system-generators/saslauthd-ts-generator',
   ]) {
     assert.ok(paths.includes(path), `${path} is in the package`);
@@ -312,7 +313,7 @@ test('systemd units pass systemd-analyze verify; the generator makes each instan
   const units = join(scratch, 'units');
   mkdirSync(units);
   copyFileSync('/lib/systemd/system/saslauthd@.service', join(units, `saslauthd@${INSTANCE}.service`));
-  for (const unit of ['/lib/systemd/system/saslauthd.service', join(units, `saslauthd@${INSTANCE}.service`)]) {
+  for (const unit of ['/lib/systemd/system/saslauthd.service', '/lib/systemd/system/saslauthd.socket', join(units, `saslauthd@${INSTANCE}.service`)]) {
     const result = run('systemd-analyze', ['verify', unit]);
     assert.equal(result.status, 0, `${unit}: ${result.stderr}`);
     assert.equal(result.stderr.trim(), '', `${unit}: no warnings`);

@@ -15,7 +15,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { cpSync, mkdtempSync, readdirSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, rmSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PRIVATE_DEV_SH } from './helpers/private-dev-log.js';
 import { debPackage, PACKAGE } from './helpers/debian-package.js';
@@ -39,10 +39,11 @@ mount --bind "$scratch/etc-default" /etc/default
 realdev="$scratch/realdev"
 ${PRIVATE_DEV_SH}mount -t tmpfs -o mode=0755 tmpfs /run
 mkdir -p /run/systemd/system/saslauthd.service.d /run/systemd/system/saslauthd@.service.d \\
-  /run/systemd/journald.conf.d /run/systemd/journal
+  /run/systemd/system/saslauthd.socket.d /run/systemd/journald.conf.d /run/systemd/journal
 printf '[Unit]\\nDescription=saslauthd-ts test boot\\n' >/run/systemd/system/sts-test.target
 printf '[Unit]\\nDefaultDependencies=no\\n' >/run/systemd/system/saslauthd.service.d/test.conf
 printf '[Unit]\\nDefaultDependencies=no\\n' >/run/systemd/system/saslauthd@.service.d/test.conf
+printf '[Unit]\\nDefaultDependencies=no\\n' >/run/systemd/system/saslauthd.socket.d/test.conf
 printf '[Journal]\\nStorage=volatile\\nForwardToSyslog=yes\\n' >/run/systemd/journald.conf.d/test.conf
 exec /lib/systemd/systemd --system --unit=sts-test.target --show-status=false
 `;
@@ -227,4 +228,55 @@ test('START=yes is required (ExecCondition=); instances start and stop with sasl
   // As with start, systemctl waits for saslauthd.service's job only.
   await eventually(() => show(`saslauthd@${INSTANCE}`)['ActiveState'] === 'inactive', 'PartOf=: the instance stops with saslauthd.service', 20_000);
   assert.equal(show(`saslauthd@${INSTANCE}`)['Result'], 'success');
+});
+
+test('NODE_OPTIONS in /etc/default/saslauthd (even exported) never reaches the daemon', { skip }, async () => {
+  const payload = join(scratch, 'node-options.js');
+  const mark = join(scratch, 'node-options-ran');
+  writeFileSync(payload, `require('fs').writeFileSync(${JSON.stringify(mark)}, String(process.pid));\n`);
+  // The payload works where Node reads NODE_OPTIONS: the single executable itself does.
+  const direct = spawnSync('/usr/sbin/saslauthd', ['-v'], { env: { ...process.env, NODE_OPTIONS: `--require ${payload}` } });
+  assert.equal(direct.error, undefined);
+  assert.ok(existsSync(mark), 'the payload runs in a SEA started with NODE_OPTIONS');
+  rmSync(mark);
+  defaults(
+    'saslauthd',
+    `NAME="saslauthd"\nSTART=yes\nMECHANISMS="pam"\nTHREADS=1\nOPTIONS="-c -m /var/run/saslauthd"\nexport NODE_OPTIONS="--require ${payload}"\nNODE_DEBUG=net\n`,
+  );
+  assert.equal(systemctl('restart', 'saslauthd').status, 0);
+  assert.equal(show('saslauthd')['ActiveState'], 'active');
+  assert.equal(inside('testsaslauthd', '-u', USER, '-p', PASSWORD, '-s', 'smtp').stdout.trim(), '0: OK "Success."');
+  assert.ok(!existsSync(mark), 'no process of the service ran the payload');
+  const pids = inside('pgrep', '-x', 'saslauthd').stdout.trim().split('\n');
+  assert.ok(pids.length >= 2, 'the daemon and its worker');
+  for (const pid of pids) {
+    const environ = inside('cat', `/proc/${pid}/environ`).stdout.split('\0');
+    assert.deepEqual(environ.filter((entry) => entry.startsWith('NODE_')), [], `no NODE_* in process ${pid}`);
+  }
+  assert.equal(systemctl('stop', 'saslauthd').status, 0);
+});
+
+test('saslauthd.socket (Debian 12 too): the first client starts the daemon; restarts lose no client', { skip }, async () => {
+  defaults('saslauthd', 'NAME="saslauthd"\nSTART=yes\nMECHANISMS="pam"\nTHREADS=1\nOPTIONS="-c -m /var/run/saslauthd"\n');
+  assert.equal(systemctl('daemon-reload').status, 0);
+  assert.equal(systemctl('stop', 'saslauthd').status, 0);
+  const started = systemctl('start', 'saslauthd.socket');
+  assert.equal(started.status, 0, started.stderr);
+  assert.equal(show('saslauthd')['ActiveState'], 'inactive', 'nothing started the daemon yet');
+  assert.equal(inside('stat', '-c', '%U:%G %a', '/var/run/saslauthd').stdout.trim(), 'root:sasl 710');
+  assert.equal(inside('testsaslauthd', '-u', USER, '-p', PASSWORD, '-s', 'smtp').stdout.trim(), '0: OK "Success."', 'the first client waits for the daemon');
+  assert.equal(show('saslauthd')['ActiveState'], 'active');
+  const inode = inside('stat', '-c', '%i', '/var/run/saslauthd/mux').stdout;
+  // Clients during restarts wait in the socket's backlog.
+  const clients = inside('sh', '-c', `
+    for i in 1 2 3 4 5 6 7 8 9 10; do testsaslauthd -u ${USER} -p ${PASSWORD} -s smtp; sleep 0.1; done >/run/sts-clients.log 2>&1 &
+    for i in 1 2 3; do systemctl restart saslauthd; sleep 0.2; done; wait; cat /run/sts-clients.log`);
+  const replies = clients.stdout.trim().split('\n');
+  assert.equal(replies.length, 10, clients.stdout + clients.stderr);
+  assert.deepEqual(replies.filter((line) => line !== '0: OK "Success."'), [], 'every client answered');
+  assert.equal(inside('stat', '-c', '%i', '/var/run/saslauthd/mux').stdout, inode, 'one socket throughout');
+  assert.equal(systemctl('stop', 'saslauthd').status, 0);
+  assert.equal(inside('test', '-S', '/var/run/saslauthd/mux').status, 0, 'the daemon leaves systemd’s socket');
+  assert.equal(systemctl('stop', 'saslauthd.socket').status, 0);
+  assert.equal(inside('test', '-e', '/var/run/saslauthd/mux').status, 1, 'RemoveOnStop=');
 });

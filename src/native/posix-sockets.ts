@@ -30,8 +30,10 @@ export const EPOLLHUP = 0x010;
 export const EPOLL_CTL_ADD = 1;
 export const EPOLL_CTL_DEL = 2;
 export const EPOLL_CTL_MOD = 3;
+const F_SETFD = 2;
 const F_GETFL = 3;
 const F_SETFL = 4;
+const FD_CLOEXEC = 1;
 const O_NONBLOCK = 0o4000;
 const EPOLL_CLOEXEC = 0o2000000;
 const EFD_CLOEXEC = 0o2000000;
@@ -173,6 +175,11 @@ export function setNonBlocking(fd: number): number {
   const flags = checked(c.fcntl(fd, F_GETFL, 'int', 0));
   if (flags < 0) return flags;
   return checked(c.fcntl(fd, F_SETFL, 'int', flags | O_NONBLOCK));
+}
+
+/** Keeps `fd` out of the processes this one starts (an inherited descriptor has no CLOEXEC). 0 or -errno. */
+export function setCloseOnExec(fd: number): number {
+  return checked(load().fcntl(fd, F_SETFD, 'int', FD_CLOEXEC));
 }
 
 export function epollCreate(): number {

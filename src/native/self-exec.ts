@@ -9,6 +9,9 @@
  *     always runs its built-in entry point, ignoring a script argument. The copy is then
  *     `/usr/sbin/saslauthd …` with SASLAUTHD_TS_ENTRY naming which part to run, so that
  *     /proc/PID/exe of every process is /usr/sbin/saslauthd (start-stop-daemon --exec).
+ *     On Debian 13 /usr/sbin/saslauthd is instead a small launcher linked to libnode
+ *     (debian/saslauthd-launcher.cc) that always runs the same entry script: the same rule
+ *     applies, and the entry script says so by setting PACKAGED_ENTRY_MARK.
  */
 import { isSea } from 'node:sea';
 import { isNodeVariable } from '../runtime/harden-process.js';
@@ -26,8 +29,15 @@ export interface SelfCommand {
   readonly env: Record<string, string>;
 }
 
-/** True when running as a single executable application (the packaged /usr/sbin/saslauthd). */
+/** Set to true on globalThis by the package's entry script (debian/sea-main.cjs). */
+export const PACKAGED_ENTRY_MARK = Symbol.for('saslauthd-ts.packaged-entry');
+
+/**
+ * True when running as the packaged /usr/sbin/saslauthd: a single executable application
+ * (Debian 12) or the libnode launcher (Debian 13), whose entry point picks the part to run.
+ */
 export function runningAsSea(): boolean {
+  if ((globalThis as Record<symbol, unknown>)[PACKAGED_ENTRY_MARK] === true) return true;
   try {
     return isSea();
   } catch {

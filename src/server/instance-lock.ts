@@ -93,7 +93,8 @@ async function openLockFile(files: RunFiles): Promise<{ fd: number; created: boo
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'EISDIR') {
-      if (await socketAnswers(files.socket)) throw new StartupError(ALREADY_RUNNING, 2);
+      // (A socket systemd passed us answers for systemd, not for another daemon.)
+      if (!socketActivated() && (await socketAnswers(files.socket))) throw new StartupError(ALREADY_RUNNING, 2);
       try {
         rmdirSync(path);
         return open();
@@ -103,6 +104,11 @@ async function openLockFile(files: RunFiles): Promise<{ fd: number; created: boo
     }
     throw new StartupError([`could not lock pid lock file: ${(error as Error).message}`], 1);
   }
+}
+
+/** This daemon was started by systemd socket activation (its socket answers for systemd). */
+function socketActivated(): boolean {
+  return process.env['LISTEN_PID'] === String(process.pid);
 }
 
 function isFileAtPath(fd: number, path: string): boolean {

@@ -12,6 +12,7 @@ import { constants } from 'node:os';
 import { EAGAIN, EPOLLIN, acceptConnection, closeFd, errnoName, listenUnix } from '../native/posix-sockets.js';
 import { ALREADY_RUNNING, StartupError } from './run-directory.js';
 import { RateLimitedReport } from '../log/rate-limited-report.js';
+import { InheritedSocketError, adoptInheritedListener, inheritedListener, type InheritedSocket } from './socket-activation.js';
 import type { SocketPoller } from '../native/socket-poller.js';
 
 /**
@@ -34,6 +35,8 @@ const TRANSIENT_ACCEPT_ERRORS = new Set([constants.errno.ECONNABORTED, constants
 export interface Listener {
   /** Stops accepting and closes the socket (the file stays; the primary removes it). */
   close(): void;
+  /** The socket is systemd's (socket activation): its file outlives this daemon. */
+  readonly fromSystemd: boolean;
 }
 
 export async function listenOnSocket(
@@ -45,20 +48,8 @@ export async function listenOnSocket(
   if (Buffer.byteLength(path) > MAX_SOCKET_PATH_BYTES) {
     throw new StartupError([`could not bind to socket: ${path}`, `socket path longer than ${MAX_SOCKET_PATH_BYTES} bytes`], 1);
   }
-  await removeStaleSocket(path);
-  let fd: number;
-  try {
-    fd = listenUnix(path, SOCKET_BACKLOG);
-  } catch (error) {
-    throw new StartupError([`could not bind to socket: ${path}`, (error as Error).message], 1);
-  }
-  try {
-    chmodSync(path, 0o777);
-  } catch (error) {
-    closeFd(fd);
-    unlinkSync(path);
-    throw new StartupError([`could not chmod socket: ${path}`, `chmod: ${(error as Error).message}`], 1);
-  }
+  const fromSystemd = socketFromSystemd(path);
+  const fd = fromSystemd?.fd ?? (await bindSocket(path));
 
   let closed = false;
   let pauseTimer: NodeJS.Timeout | undefined;
@@ -93,6 +84,7 @@ export async function listenOnSocket(
   poller.watch(fd, EPOLLIN, acceptWaiting);
 
   return {
+    fromSystemd: fromSystemd !== undefined,
     close(): void {
       if (closed) return;
       closed = true;
@@ -101,6 +93,37 @@ export async function listenOnSocket(
       closeFd(fd);
     },
   };
+}
+
+/** The listening socket saslauthd.socket passed, if the daemon was socket-activated. */
+function socketFromSystemd(path: string): InheritedSocket | undefined {
+  try {
+    const inherited = inheritedListener(path);
+    if (inherited) adoptInheritedListener(inherited);
+    return inherited;
+  } catch (error) {
+    if (!(error instanceof InheritedSocketError)) throw error;
+    throw new StartupError([`could not use the socket from systemd: ${path}`, error.message], 1);
+  }
+}
+
+/** Binds `path` (replacing a dead daemon's socket file) and listens, mode 0777. */
+async function bindSocket(path: string): Promise<number> {
+  await removeStaleSocket(path);
+  let fd: number;
+  try {
+    fd = listenUnix(path, SOCKET_BACKLOG);
+  } catch (error) {
+    throw new StartupError([`could not bind to socket: ${path}`, (error as Error).message], 1);
+  }
+  try {
+    chmodSync(path, 0o777);
+  } catch (error) {
+    closeFd(fd);
+    unlinkSync(path);
+    throw new StartupError([`could not chmod socket: ${path}`, `chmod: ${(error as Error).message}`], 1);
+  }
+  return fd;
 }
 
 async function removeStaleSocket(path: string): Promise<void> {

@@ -174,7 +174,7 @@ async function shutdown(
   config: Config,
   log: Logger,
 ): Promise<number> {
-  const socketInode = inodeOf(files.socket);
+  const socketInode = server.fromSystemd ? undefined : inodeOf(files.socket); // systemd's socket stays
   server.close(); // no new connections; the ones open still get their answers
   authenticator.cutFailureDelays();
   const deadline = Date.now() + config.deadlines.shutdownTimeoutMs;

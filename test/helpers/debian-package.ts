@@ -14,8 +14,10 @@ import { REPO_ROOT } from './paths.js';
 
 export const PACKAGE = 'saslauthd-ts';
 export const CACHE_ROOT = '/tmp/saslauthd-ts-deb-cache';
+const RELEASED_CACHE = '/var/cache/saslauthd-ts-tests/released';
 
-function sourceFiles(): string[] {
+/** The checkout's files as git sees them (tracked and new, not ignored), without dist/. */
+export function sourceFiles(): string[] {
   const listed = execFileSync('git', ['ls-files', '-z', '--cached', '--others', '--exclude-standard'], { cwd: REPO_ROOT })
     .toString('utf8')
     .split('\0')
@@ -31,11 +33,7 @@ export function debPackage(): string {
     return given;
   }
   const files = sourceFiles();
-  const hash = createHash('sha256');
-  // The key covers what goes into the package, so editing a test does not rebuild it.
-  const packaged = files.filter((file) => /^(debian|src)\//.test(file) || ['package.json', 'package-lock.json', 'tsconfig.json'].includes(file));
-  for (const file of packaged) hash.update(file).update('\0').update(readFileSync(join(REPO_ROOT, file))).update('\0');
-  const key = hash.digest('hex').slice(0, 16);
+  const key = packagedContentKey(files);
   const directory = join(CACHE_ROOT, key);
   const built = existsSync(directory) ? readdirSync(directory).find((name) => name.endsWith('.deb')) : undefined;
   if (built) return join(directory, built);
@@ -45,12 +43,53 @@ export function debPackage(): string {
   return deb;
 }
 
+/** A key for what goes into the package, so editing a test does not rebuild it. */
+export function packagedContentKey(files: readonly string[]): string {
+  const hash = createHash('sha256');
+  const packaged = files.filter((file) => /^(debian|src)\//.test(file) || ['package.json', 'package-lock.json', 'tsconfig.json'].includes(file));
+  for (const file of packaged) hash.update(file).update('\0').update(readFileSync(join(REPO_ROOT, file))).update('\0');
+  return hash.digest('hex').slice(0, 16);
+}
+
+/**
+ * The commits released versions were built from (main when that version was current: later
+ * commits may carry the same changelog version with other packaging).
+ */
+const RELEASED_COMMITS: Readonly<Record<string, string>> = {
+  '0.1.0': 'f38b83e586e6b0036688ebddf7b1763d5167daf3',
+};
+
+/**
+ * A released version's package, built here (Debian 12) from its commit with this checkout's
+ * node_modules; cached under /var/cache/saslauthd-ts-tests by commit. For upgrade tests.
+ */
+export function releasedDeb(version: string): string {
+  const commit = RELEASED_COMMITS[version];
+  if (!commit) throw new Error(`no known commit for ${PACKAGE} ${version}`);
+  const changelog = spawnSync('git', ['show', `${commit}:debian/changelog`], { cwd: REPO_ROOT, encoding: 'utf8' });
+  if (changelog.status !== 0) throw new Error(`commit ${commit} (${PACKAGE} ${version}) is not in this clone (a shallow clone?)`);
+  if (!changelog.stdout.startsWith(`${PACKAGE} (${version})`)) throw new Error(`commit ${commit} is not ${PACKAGE} ${version}`);
+  const directory = join(RELEASED_CACHE, `${version}-${commit.slice(0, 12)}`);
+  const built = existsSync(directory) ? readdirSync(directory).find((name) => name.endsWith('.deb')) : undefined;
+  if (built) return join(directory, built);
+  rmSync(directory, { recursive: true, force: true });
+  const source = join(directory, 'src');
+  mkdirSync(source, { recursive: true });
+  execFileSync('sh', ['-c', 'git -C "$1" archive "$2" | tar -C "$3" -xf - && tar -C "$1" -cf - node_modules | tar -C "$3" -xf -', 'copy', REPO_ROOT, commit, source]);
+  return runBuild(source, directory);
+}
+
 function buildDeb(files: readonly string[], directory: string): string {
   rmSync(directory, { recursive: true, force: true });
   const source = join(directory, 'src');
   mkdirSync(source, { recursive: true });
   writeFileSync(join(directory, 'files'), files.join('\0'));
   execFileSync('sh', ['-c', `tar -C "$1" --null -T "$2" -cf - node_modules | tar -C "$3" -xf -`, 'copy', REPO_ROOT, join(directory, 'files'), source]);
+  return runBuild(source, directory);
+}
+
+/** dpkg-buildpackage in `source`; the .deb lands in `directory` (its parent), `source` goes. */
+function runBuild(source: string, directory: string): string {
   const result = spawnSync('dpkg-buildpackage', ['-b', '-us', '-uc'], { cwd: source, encoding: 'utf8', maxBuffer: 64 << 20 });
   writeFileSync(join(directory, 'build.log'), `${result.stdout}\n${result.stderr}`);
   if (result.status !== 0) throw new Error(`dpkg-buildpackage failed (${result.status}); log: ${join(directory, 'build.log')}\n${result.stderr.slice(-3000)}`);
