@@ -20,6 +20,6 @@ export function parseWorkerSettings(text: string | undefined): WorkerSettings {
     mechanism: parsed.mechanism,
     mechOption: typeof parsed.mechOption === 'string' ? parsed.mechOption : undefined,
     verbose: parsed.verbose === true,
-    logFormat: parsed.logFormat === 'foreground' ? 'foreground' : 'journal',
+    logFormat: parsed.logFormat === 'foreground' || parsed.logFormat === 'json' ? parsed.logFormat : 'journal',
   };
 }
