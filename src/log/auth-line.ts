@@ -5,7 +5,16 @@
  * The text goes in the message (text formats, syslog); the fields go to `--log-format json`
  * as keys. Values are printable() already; no password ever reaches here.
  */
-import type { LogFields } from './logger.js';
+import { printable, type LogFields } from './logger.js';
+
+/**
+ * A client-sent field (user, service, realm, remote) as the line shows it: printable(), and
+ * `[` `]` written as `\x5b` `\x5d`, so a login cannot forge a field (`] [remote=victim`)
+ * that fail2ban would read as the client's address (fail2ban/saslauthd-ts.conf).
+ */
+export function fieldText(bytes: Buffer): string {
+  return printable(bytes).replace(/[[\]]/g, (bracket) => (bracket === '[' ? '\\x5b' : '\\x5d'));
+}
 
 /** Who and where a request came from, as the log shows it. */
 export interface RequestFields {

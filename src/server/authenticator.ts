@@ -13,7 +13,7 @@
  */
 import { REPLY, cString, type WireRequest } from '../protocol/codec.js';
 import { printable, type Logger } from '../log/logger.js';
-import { authLine, type AuthLine, type RequestFields } from '../log/auth-line.js';
+import { authLine, fieldText, type AuthLine, type RequestFields } from '../log/auth-line.js';
 import { RefusalLog } from '../log/refusal-log.js';
 import type { RequestMetrics, RequestResult } from '../metrics/request-metrics.js';
 import { monotonicMs } from '../runtime/monotonic-clock.js';
@@ -99,10 +99,10 @@ export class Authenticator {
     const remoteHost = clientHost(request.clientAddress);
     // Rendered only for a line that is written: most requests log nothing without -d/-V.
     const fields = (): RequestFields => ({
-      user: printable(user),
-      service: printable(service),
-      realm: printable(realm),
-      remote: printable(remoteHost),
+      user: fieldText(user),
+      service: fieldText(service),
+      realm: fieldText(realm),
+      remote: fieldText(remoteHost),
     });
     const cache = this.options.cache;
     const key = { user, realm, service, remote: remoteHost };
