@@ -22,6 +22,8 @@ const home = process.env.SASLAUTHD_TS_HOME || '/usr/lib/saslauthd-ts';
 const entries = {
   saslauthd: 'dist/src/cli/saslauthd.js',
   worker: 'dist/src/workers/worker-main.js',
+  // /usr/sbin/saslauthdctl (debian/saslauthdctl) runs this executable with this entry.
+  saslauthdctl: 'dist/src/cli/saslauthdctl.js',
 };
 
 const entry = process.env[ENTRY_VARIABLE] || 'saslauthd';
