@@ -10,13 +10,12 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Daemon } from './helpers/daemon.js';
 import { DatagramListener } from './helpers/dgram-listener.js';
+import { fail2banRegex as runFail2banRegex, installShippedFilter, writeAuthLog } from './helpers/fail2ban.js';
 import { PamFixture } from './helpers/pam-fixture.js';
-import { REPO_ROOT } from './helpers/paths.js';
 import { privateDevLog } from './helpers/private-dev-log.js';
 import { eventually } from './helpers/processes.js';
 import { ask } from './helpers/raw-client.js';
@@ -26,9 +25,6 @@ const isRoot = process.getuid?.() === 0;
 const skip = !isRoot && 'needs root (mount namespace for a private /dev/log)';
 const GOOD = 'F2b-good-pass-1';
 const WRONG = 'F2b-wrong-pass-2';
-const FILTER = join(REPO_ROOT, 'fail2ban', 'saslauthd-ts.conf');
-const FAIL2BAN_COMMON = '/etc/fail2ban/filter.d/common.conf';
-const TOOL_DEADLINE_MS = 60_000;
 
 /** Wrong passwords per client address (5-field requests) and without one (4 fields). */
 const WITH_ADDRESS: Readonly<Record<string, number>> = { '192.0.2.21': 3, '2001:db8::5': 2 };
@@ -66,16 +62,8 @@ before(async () => {
   const failures = Object.values(WITH_ADDRESS).reduce((a, b) => a + b, 0) + WITHOUT_ADDRESS + 1;
   await eventually(() => authFailureDatagrams().length >= failures, `${failures} auth failure lines in syslog`);
 
-  // auth.log as rsyslog writes it: the datagram's timestamp, the host name, then the rest.
-  logFile = join(scratch, 'auth.log');
-  const lines = listener.messages.map(asAuthLogLine).filter((line): line is string => line !== undefined);
-  writeFileSync(logFile, `${lines.join('\n')}\n`);
-  // fail2ban resolves `before = common.conf` beside the filter, as in /etc/fail2ban/filter.d.
-  const filterDirectory = join(scratch, 'filter.d');
-  mkdirSync(filterDirectory);
-  symlinkSync(FAIL2BAN_COMMON, join(filterDirectory, 'common.conf'));
-  filter = join(filterDirectory, 'saslauthd-ts.conf');
-  copyFileSync(FILTER, filter);
+  logFile = writeAuthLog(scratch, listener.messages);
+  filter = installShippedFilter(scratch);
 });
 
 after(async () => {
@@ -86,21 +74,12 @@ after(async () => {
   rmSync(scratch, { recursive: true, force: true });
 });
 
-/** `<PRI>Mmm dd hh:mm:ss saslauthd[PID]: text` → `Mmm dd hh:mm:ss testhost saslauthd[PID]: text` */
-function asAuthLogLine(datagram: string): string | undefined {
-  const match = /^<\d+>(\w{3} [ \d]\d \d\d:\d\d:\d\d) (saslauthd\[\d+\]: .*)$/s.exec(datagram);
-  return match ? `${match[1]} testhost ${match[2]!.replace(/\n$/, '')}` : undefined;
-}
-
 function authFailureDatagrams(): string[] {
   return listener.messages.filter((message) => message.includes(': auth failure: '));
 }
 
-/** fail2ban-regex's matches, one value per line (`--out ip|id|msg`). */
-function fail2banRegex(out: string, filterSpec: string): string[] {
-  const result = spawnSync('fail2ban-regex', ['--out', out, logFile, filterSpec], { encoding: 'utf8', timeout: TOOL_DEADLINE_MS, cwd: scratch });
-  assert.equal(result.status, 0, `fail2ban-regex: ${result.stderr}`);
-  return result.stdout.split('\n').filter((line) => line.length > 0);
+function fail2banRegex(out: 'ip' | 'id' | 'msg', filterSpec: string): string[] {
+  return runFail2banRegex(logFile, filterSpec, out);
 }
 
 test('syslog got the original text (not JSON) with --log-format json', { skip }, () => {
