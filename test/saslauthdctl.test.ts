@@ -7,11 +7,13 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { chmodSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { Daemon } from './helpers/daemon.js';
 import { PamFixture, type PamUser } from './helpers/pam-fixture.js';
 import { ask } from './helpers/raw-client.js';
+import { SASLAUTHDCTL_JS } from './helpers/paths.js';
 import { saslauthdctl } from './helpers/saslauthdctl.js';
 import { assertNoSecretsLogged } from './helpers/secrets.js';
 
@@ -29,6 +31,48 @@ const isRoot = process.getuid?.() === 0;
 
 function users(...list: [string, string][]): PamUser[] {
   return list.map(([name, password]) => ({ name, password, service: 'imap' }));
+}
+
+/**
+ * Runs saslauthdctl on a pseudo-terminal (python's pty: Node has none), types `keys` once
+ * the prompt is there, and returns everything the terminal showed and the exit status.
+ */
+function inTerminal(args: readonly string[], keys: string): Promise<{ status: number; output: string }> {
+  const script = `
+import json, os, pty, sys, time
+pid, fd = pty.fork()
+if pid == 0:
+    os.execv(sys.argv[1], sys.argv[1:])
+out = b''
+deadline = time.time() + 20
+while b': ' not in out and time.time() < deadline:
+    out += os.read(fd, 1024)
+os.write(fd, sys.stdin.buffer.read())
+while time.time() < deadline:
+    try:
+        chunk = os.read(fd, 1024)
+    except OSError:
+        break
+    if not chunk:
+        break
+    out += chunk
+_, status = os.waitpid(pid, 0)
+print(json.dumps({"status": os.waitstatus_to_exitcode(status), "output": out.decode("utf-8", "replace")}))
+`;
+  return new Promise((resolve, reject) => {
+    const child = spawn('/usr/bin/python3', ['-c', script, process.execPath, SASLAUTHDCTL_JS, ...args], { stdio: ['pipe', 'pipe', 'inherit'] });
+    let stdout = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString('utf8')));
+    child.on('error', reject);
+    child.on('close', () => {
+      try {
+        resolve(JSON.parse(stdout) as { status: number; output: string });
+      } catch {
+        reject(new Error(`no result from the terminal helper: ${stdout}`));
+      }
+    });
+    child.stdin.end(keys);
+  });
 }
 
 describe('saslauthdctl with a running daemon (-c)', () => {
@@ -80,6 +124,13 @@ describe('saslauthdctl with a running daemon (-c)', () => {
     const empty = await saslauthdctl(['-m', daemon.runDirectory, 'test', '-u', 'alice'], { input: '' });
     assert.equal(empty.status, EXIT.usage);
     assert.match(empty.stderr, /^saslauthdctl: no password on standard input$/m);
+  });
+
+  test('test from a terminal: a prompt on the terminal, the password never echoed', async () => {
+    const typed = await inTerminal(['-m', daemon.runDirectory, 'test', '-u', 'alice'], `${ALICE_OLD}\r`);
+    assert.equal(typed.status, EXIT.ok, typed.output);
+    assert.match(typed.output, /^Password for alice: \r\nOK \(\d+\.\d ms\)\r\n$/);
+    assert.ok(!typed.output.includes(ALICE_OLD), 'the password was echoed');
   });
 
   test('flush --user removes only that user\'s entries: the next request reaches PAM again', async () => {
