@@ -89,9 +89,11 @@ const TARGETS: readonly Target[] = [
   ratioTarget('cache-16', 'req/s', 1.5, 'higher'),
   ratioTarget('unix', 'req/s', 0.95, 'higher'),
   {
-    text: 'unix-wrong-20: the right login is answered in < 50 ms (ours, max)',
+    // Since the guessing bounds (issue 9) a right login for the account under attack waits
+    // for that account's turn (one failure delay) by design; the target is another account.
+    text: 'guess-one-account: a right login to another account is answered in < 50 ms (ours, max)',
     check: (result) => {
-      const scenario = result.scenarios.find((s) => s.id === 'unix-wrong-20');
+      const scenario = result.scenarios.find((s) => s.id === 'guess-one-account');
       if (!scenario) return undefined;
       return { value: `${scenario.ours.load.max_ms.toFixed(1)} ms`, met: scenario.ours.load.max_ms < 50 && scenario.ours.load.errors === 0 };
     },
@@ -135,8 +137,9 @@ function notes(figures: DaemonFigures): string {
   if (load.errors > 0) parts.push(`${load.errors} errors (${load.first_error})`);
   if (load.mismatches > 0) parts.push(`${load.mismatches} unexpected replies (${JSON.stringify(load.first_mismatch)})`);
   if (figures.background) {
-    const { ok, no, errors, mismatches, seconds } = figures.background;
-    // For the guessing scenarios: refusals per second are the guesses the daemon let through.
+    const { ok, no, errors, mismatches, drained_seconds: seconds } = figures.background;
+    // For the guessing scenarios: refusals per second are the guesses the daemon let through
+    // (over the time it took to answer every request sent in the window).
     const checked = no - mismatches;
     parts.push(
       `background: ${ok + no} replies, ${checked} refused by PAM (${(checked / seconds).toFixed(2)}/s), ` +

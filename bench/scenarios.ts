@@ -115,7 +115,7 @@ export function scenarios(durations: Durations, unix: UnixWorld | undefined): Sc
       world: 'unix',
       cache: false,
       load: other,
-      background: { ...guessing, password: 'not-the-password', clients: GUESSING_CLIENTS },
+      background: { ...guessing, password: 'not-the-password-', guesses: true, clients: GUESSING_CLIENTS },
     });
     list.push({
       id: 'guess-many-accounts',
@@ -131,7 +131,8 @@ export function scenarios(durations: Durations, unix: UnixWorld | undefined): Sc
       world: 'unix',
       cache: false,
       load: { ...right, service: unix.nodelayService, clients: 1, warmupSeconds: rightWarmup, timeoutMs: SLOW_REQUEST_TIMEOUT_MS },
-      background: { ...guessing, service: unix.nodelayService, password: 'stale-password', clients: BURST_CLIENTS },
+      // as the scenario: 300 idle connections beside the burst
+      background: { ...guessing, service: unix.nodelayService, password: 'stale-password', clients: BURST_CLIENTS, idle: BURST_CLIENTS },
     });
   }
   return list;

@@ -47,6 +47,8 @@ export interface LoadSpec {
   readonly expect: string;
   /** Distinct users: login<i>/password<i> for i in [0, users). */
   readonly users?: number;
+  /** A guesser: the same login, a new password<n> for every request. */
+  readonly guesses?: boolean;
   /** Connections held open, sending nothing, during the run. */
   readonly idle?: number;
   readonly timeoutMs?: number;
@@ -60,6 +62,8 @@ export interface LoadResult {
   readonly errors: number;
   readonly mismatches: number;
   readonly seconds: number;
+  /** From the window's start until the last request started in it was answered. */
+  readonly drained_seconds: number;
   readonly rps: number;
   readonly p50_ms: number;
   readonly p99_ms: number;
@@ -82,6 +86,7 @@ export function runLoad(tools: Tools, spec: LoadSpec): Promise<LoadResult> {
     ['--realm', ''],
     ['--expect', spec.expect],
     ['--users', spec.users ?? 0],
+    ['--guesses', spec.guesses ? 1 : 0],
     ['--idle', spec.idle ?? 0],
     ['--timeout-ms', spec.timeoutMs ?? 5000],
   ].flatMap(([key, value]) => [String(key), String(value)]);

@@ -123,7 +123,7 @@ test('-h and -v print like the C saslauthd (same text but for the mechanism list
   const version = spawnSync(process.execPath, [SASLAUTHD_JS, '-v'], { encoding: 'utf8' });
   assert.equal(version.status, 0);
   assert.equal(version.stderr, versionText());
-  assert.match(version.stderr, /^saslauthd 2\.1\.28 \(saslauthd-ts \d+\.\d+\.\d+\)\nauthentication mechanisms: kerberos5 pam\n\n$/);
+  assert.match(version.stderr, /^saslauthd 2\.1\.28 \(saslauthd-ts \d+\.\d+\.\d+\)\nauthentication mechanisms: kerberos5 pam rimap httpform\n\n$/);
 });
 
 test('unknown and not yet available mechanisms are refused with the original message, exit 1', () => {

@@ -7,6 +7,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { createServer } from 'node:net';
+import { writeFileSync } from 'node:fs';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, utimesSync } from 'node:fs';
 import { join } from 'node:path';
 import { Daemon } from './helpers/daemon.js';
@@ -110,5 +112,22 @@ test("the lock directory left by saslauthd-ts 0.1.0 (proper-lockfile) is replace
     assert.ok(await answers(daemon.socket));
   } finally {
     await daemon.dispose();
+  }
+});
+
+test('another daemon answering on the socket (the C one locks other files): exit 2, its pid file and socket untouched', async () => {
+  const runDirectory = mkdtempSync('/tmp/sts-');
+  const foreign = createServer((socket) => socket.end());
+  await new Promise<void>((resolve) => foreign.listen(join(runDirectory, 'mux'), resolve));
+  writeFileSync(join(runDirectory, 'saslauthd.pid'), '4242\n');
+  try {
+    const started = await Daemon.startFailing({ args: ['-n', '1'], runDirectory });
+    assert.equal(started.code, 2, started.output);
+    assert.match(started.output, /Another instance of saslauthd is currently running/);
+    assert.equal(readFileSync(join(runDirectory, 'saslauthd.pid'), 'utf8'), '4242\n', 'the other daemon\'s pid file');
+    assert.deepEqual(readdirSync(runDirectory).sort(), ['mux', 'saslauthd.pid'], 'nothing of ours left, nothing of theirs removed');
+  } finally {
+    await new Promise((resolve) => foreign.close(resolve));
+    rmSync(runDirectory, { recursive: true, force: true });
   }
 });

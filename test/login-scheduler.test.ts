@@ -126,3 +126,32 @@ test("a suspect login's share of the waiting room: a retry burst and a guesser a
   running.finish('failure');
   s.stop();
 });
+
+test("a sprayed password waiting for a daemon-wide place does not hold back the same login's own password", async () => {
+  const s = scheduler(1);
+  (await granted(s.admit(ids('x', 'Spray1'), LONG))).finish('failure'); // Spray1 is now suspect everywhere
+  const place = await granted(s.admit(ids('y', 'Spray1'), LONG)); // takes the one place
+  assert.equal(place.suspect, true);
+  const running = await granted(s.admit(ids('owner', 'first'), LONG)); // owner's own turn, not suspect
+  const sprayed = s.admit(ids('owner', 'Spray1'), LONG);
+  const own = s.admit(ids('owner', 'right'), LONG);
+  running.finish('success');
+  const ownTurn = await granted(own);
+  assert.equal(ownTurn.suspect, false, 'the owner is served while the sprayed guess waits for a place');
+  assert.equal(await settlesSoon(sprayed), false);
+  ownTurn.finish('success');
+  place.finish('failure');
+  (await granted(sprayed)).finish('failure');
+});
+
+test('suspect requests fill at most half of the waiting room: clean logins always find room', async () => {
+  const s = scheduler(1, 8); // at most 4 suspect waiters
+  for (const login of ['a', 'b', 'c', 'd', 'e', 'f', 'g']) (await granted(s.admit(ids(login, 'p'), LONG))).finish('failure');
+  const place = await granted(s.admit(ids('a', 'q'), LONG));
+  const waiting = ['b', 'c', 'd', 'e'].map((login) => s.admit(ids(login, 'q'), LONG));
+  assert.deepEqual(await s.admit(ids('f', 'q'), LONG), { granted: false, reason: 'login-busy', limit: 4 });
+  assert.equal((await s.admit(ids('clean', 'p2'), LONG)).granted, true);
+  place.finish('failure');
+  s.stop();
+  assert.deepEqual(await Promise.all(waiting.slice(1)), Array(3).fill({ granted: false, reason: 'stopped' }));
+});

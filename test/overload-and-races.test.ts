@@ -68,26 +68,27 @@ test('-n 1 --max-queue 1, a slow PAM stack, thousands of requests: a bounded num
 
 test('SIGHUP during a slow successful check: the flushed cache is not refilled by it', async () => {
   const daemon = await Daemon.start({ env: pam.env, args: ['-n', '2', '-c'] });
+  const users = (good: string, hup: string) => [
+    { name: 'good', password: good, service: 'imap' },
+    { name: 'hup', password: hup, service: 'imap' },
+  ];
   try {
-    // Control: without SIGHUP, a slow success is cached and answers after a password change.
+    // Control: without a SIGHUP, a slow success is cached and still answers after the
+    // password changes behind the daemon's back (this is what must not happen below).
     assert.equal(await ask(daemon.socket, 'good', PASSWORD, 'slow1', ''), 'OK');
+    pam.setUsers(users(NEW_PASSWORD, PASSWORD));
+    assert.equal(await ask(daemon.socket, 'good', PASSWORD, 'slow1', ''), 'OK', 'control: answered from the cache');
     // Across a SIGHUP: the check started before the flush, its success must not be cached.
     const inFlight = ask(daemon.socket, 'hup', PASSWORD, 'slow1', '');
     await new Promise((resolve) => setTimeout(resolve, 400));
     process.kill(daemon.pid, 'SIGHUP');
     await daemon.waitForLog(/SIGHUP received: credential cache flushed \(1 entries\)/);
     assert.equal(await inFlight, 'OK');
-    pam.setUsers([
-      { name: 'good', password: NEW_PASSWORD, service: 'imap' },
-      { name: 'hup', password: NEW_PASSWORD, service: 'imap' },
-    ]);
+    pam.setUsers(users(NEW_PASSWORD, NEW_PASSWORD));
     assert.equal(await ask(daemon.socket, 'hup', PASSWORD, 'slow1', ''), 'NO PAM auth error', 'the old password went to PAM again');
     assert.equal(await ask(daemon.socket, 'hup', NEW_PASSWORD, 'slow1', ''), 'OK');
   } finally {
-    pam.setUsers([
-      { name: 'good', password: PASSWORD, service: 'imap' },
-      { name: 'hup', password: PASSWORD, service: 'imap' },
-    ]);
+    pam.setUsers(users(PASSWORD, PASSWORD));
     await daemon.dispose();
   }
 });

@@ -8,11 +8,13 @@
  *    from here on SIGUSR1 never reaches it. Node 20 has no `--disable-sigusr1` (22.14+):
  *    the few milliseconds of Node's own bootstrap before this line stay covered only by
  *    the check below, which closes an inspector found open.
- *  - An inspector opened by `--inspect*` or by a SIGUSR1 during bootstrap is closed.
+ *  - An inspector opened by `--inspect*` or by a SIGUSR1 during bootstrap is closed, here and
+ *    again once the event loop runs and when the real handlers are installed (one started
+ *    by a late bootstrap signal may only open after this module ran).
  *  - SIGHUP, SIGTERM, SIGINT, SIGUSR2: their default action (the process dies, without
  *    clean-up) never fires: until the process installs its real handlers
  *    (takeOverSignals), a signal is only remembered, and replayed once they exist.
- *  - Listeners Node installed for diagnostics on signals (`--heapsnapshot-signal`,
+ *  - Listeners Node installed for diagnostics on any signal (`--heapsnapshot-signal`,
  *    `--report-on-signal`, reachable through NODE_OPTIONS) are removed, and diagnostic
  *    reports (which write the environment and command line to a file) are switched off.
  *  - `NODE_OPTIONS` and every other `NODE_*` variable are removed from this process's
@@ -31,15 +33,23 @@ const pending: GuardedSignal[] = [];
 const earlyListeners = new Map<GuardedSignal, () => void>();
 
 for (const signal of GUARDED_SIGNALS) {
-  process.removeAllListeners(signal); // a diagnostics listener from NODE_OPTIONS, if any
   const remember = (): void => {
     if (!pending.includes(signal)) pending.push(signal);
   };
   earlyListeners.set(signal, remember);
-  process.on(signal, remember);
+  process.on(signal, remember); // first ours, so the signal is never without a handler…
+}
+// …then every listener that is not ours: diagnostics from NODE_OPTIONS, on any signal.
+for (const name of process.eventNames()) {
+  if (typeof name !== 'string' || !name.startsWith('SIG')) continue;
+  const ours = earlyListeners.get(name as GuardedSignal);
+  for (const listener of process.listeners(name as NodeJS.Signals)) {
+    if (listener !== ours) process.removeListener(name as NodeJS.Signals, listener as () => void);
+  }
 }
 
-if (inspector.url() !== undefined) inspector.close();
+closeInspector();
+setImmediate(closeInspector);
 
 if (process.report) {
   process.report.reportOnSignal = false;
@@ -62,6 +72,11 @@ export function isNodeVariable(name: string): boolean {
   return name.startsWith('NODE_');
 }
 
+/** Closes the inspector if anything opened it. */
+function closeInspector(): void {
+  if (inspector.url() !== undefined) inspector.close();
+}
+
 /**
  * Installs the process's real handlers for the signals named in `handlers` (the others stay
  * remembered-and-ignored), then replays those that arrived before, in arrival order. The
@@ -69,6 +84,7 @@ export function isNodeVariable(name: string): boolean {
  * reset to the default in between.
  */
 export function takeOverSignals(handlers: Partial<Record<GuardedSignal, () => void>>): void {
+  closeInspector();
   const replay: (() => void)[] = [];
   for (const signal of GUARDED_SIGNALS) {
     const handler = handlers[signal];

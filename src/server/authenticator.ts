@@ -30,8 +30,8 @@ export interface AuthenticatorOptions {
   /** `-r`: append `@realm` to the login when the realm is not empty. */
   readonly appendRealm: boolean;
   readonly log: Logger;
-  /** Runs a job in a worker; `timeoutMs` is what is left of the request's deadline. */
-  readonly runJob: (job: PoolJob, lane: JobLane, timeoutMs: number) => Promise<JobOutcome>;
+  /** Runs a job in a worker (whose own deadline, `--job-timeout` from dispatch, finds a hung module). */
+  readonly runJob: (job: PoolJob, lane: JobLane) => Promise<JobOutcome>;
   readonly scheduler: LoginScheduler;
   /** The request's one deadline (`--job-timeout`), from the moment it is complete. */
   readonly jobTimeoutMs: number;
@@ -41,7 +41,7 @@ export interface AuthenticatorOptions {
   readonly metrics?: RequestMetrics | undefined;
 }
 
-/** How the request being answered ended; set once by whichever step answers it. */
+/** How the request being answered ended; set by whichever step answers it. */
 interface Tally {
   result: RequestResult;
 }
@@ -83,45 +83,68 @@ export class Authenticator {
     try {
       return await this.answer(request, startedAt, tally);
     } finally {
-      request.password.fill(0);
+      // What the client got, when it got it (a check that outlives the request's deadline
+      // has been counted `not_checked` already).
       this.options.metrics?.record(tally.result, cString(request.service), monotonicMs() - startedAt);
     }
   }
 
   private async answer(request: WireRequest, startedAt: number, tally: Tally): Promise<string> {
     const password = cString(request.password);
-    const login = cString(request.login);
-    if (login.length === 0) return this.refuse(REPLY.nullLogin, 'NULL login received', tally);
-    if (password.length === 0) return this.refuse(REPLY.nullPassword, 'NULL password received', tally);
-    const service = cString(request.service);
-    const realm = cString(request.realm);
-    const user = this.options.appendRealm && realm.length > 0 ? Buffer.concat([login, Buffer.from('@'), realm]) : login;
-    const remoteHost = clientHost(request.clientAddress);
-    // Rendered only for a line that is written: most requests log nothing without -d/-V.
-    const fields = (): RequestFields => ({
-      user: fieldText(user),
-      service: fieldText(service),
-      realm: fieldText(realm),
-      remote: fieldText(remoteHost),
-    });
-    const cache = this.options.cache;
-    const key = { user, realm, service, remote: remoteHost };
-    if (cache && this.answeredFromCache(cache, key, password, fields, tally)) return 'OK';
-
-    const admission = await this.options.scheduler.admit(
-      { login: this.digest.of(user, realm), credential: this.digest.of(user, realm, password), password: this.digest.of(password) },
-      this.options.jobTimeoutMs,
-    );
-    if (!admission.granted) return this.notChecked(refusalReply(admission), fields, tally, admission);
-    let result: CheckResult = 'unchecked';
+    /** False while a check that outlived its client's deadline still needs the password. */
+    let wipeNow = true;
     try {
+      const login = cString(request.login);
+      if (login.length === 0) return this.refuse(REPLY.nullLogin, 'NULL login received', tally);
+      if (password.length === 0) return this.refuse(REPLY.nullPassword, 'NULL password received', tally);
+      const service = cString(request.service);
+      const realm = cString(request.realm);
+      const user =
+        this.options.appendRealm && realm.length > 0 ? Buffer.concat([login, Buffer.from('@'), realm]) : login;
+      const remoteHost = clientHost(request.clientAddress);
+      // Rendered only for a line that is written: most requests log nothing without -d/-V.
+      const fields = (): RequestFields => ({
+        user: fieldText(user),
+        service: fieldText(service),
+        realm: fieldText(realm),
+        remote: fieldText(remoteHost),
+      });
+      const cache = this.options.cache;
+      const key = { user, realm, service, remote: remoteHost };
+      if (cache && this.answeredFromCache(cache, key, password, fields, tally)) return 'OK';
+
+      // The login is the account the mechanism checks: the user after -r, never the realm on
+      // its own (PAM ignores it: a new realm per guess must not make a new login).
+      const admission = await this.options.scheduler.admit(
+        { login: this.digest.of(user), credential: this.digest.of(user, password), password: this.digest.of(password) },
+        this.options.jobTimeoutMs,
+      );
+      if (!admission.granted) return this.notChecked(refusalReply(admission), fields, tally, admission);
+      const { turn } = admission;
       // The same credentials may have been checked while this request waited for its turn.
-      if (cache && admission.turn.waited && this.answeredFromCache(cache, key, password, fields, tally)) return 'OK';
-      const reply = await this.check({ login: user, password, service, realm, remoteHost }, key, startedAt, fields, tally);
-      result = reply.result;
-      return reply.text;
+      if (cache && turn.waited && this.answeredFromCache(cache, key, password, fields, tally)) {
+        turn.finish('unchecked');
+        return 'OK';
+      }
+      const timeLeft = this.options.jobTimeoutMs - (monotonicMs() - startedAt);
+      if (timeLeft <= 0) {
+        turn.finish('unchecked');
+        return this.notChecked(POOL_REPLY.timeout, fields, tally);
+      }
+      const checked = this.check({ login: user, password, service, realm, remoteHost }, key, fields, tally).then((outcome) => {
+        turn.finish(outcome.result); // the login's next check waits for this one, and its delay
+        return outcome;
+      });
+      // A request that waited for its turn still has its own deadline. Past it the client gets
+      // NO; the check goes on (its worker keeps --job-timeout from dispatch, so a check that
+      // merely started late is never killed), and holds the login's turn until it is done.
+      const onTime = turn.waited ? await beforeDeadline(checked, timeLeft) : await checked;
+      if (onTime) return onTime.text;
+      wipeNow = false;
+      void checked.finally(() => request.password.fill(0));
+      return this.notChecked(POOL_REPLY.timeout, fields, tally);
     } finally {
-      admission.turn.finish(result);
+      if (wipeNow) request.password.fill(0);
     }
   }
 
@@ -129,16 +152,13 @@ export class Authenticator {
   private async check(
     job: PoolJob,
     key: CacheKeyParts,
-    startedAt: number,
     fields: () => RequestFields,
     tally: Tally,
   ): Promise<{ text: string; result: CheckResult }> {
     const { cache, log, mechanism } = this.options;
-    const timeLeft = this.options.jobTimeoutMs - (monotonicMs() - startedAt);
-    if (timeLeft <= 0) return { text: this.notChecked(POOL_REPLY.timeout, fields, tally), result: 'unchecked' };
     const repeat = this.repeatFailures.isRepeat(key, job.password);
     const generation = cache?.generation;
-    const outcome = await this.options.runJob(job, repeat ? 'repeat' : 'normal', timeLeft);
+    const outcome = await this.options.runJob(job, repeat ? 'repeat' : 'normal');
     let reply = outcome.reply;
     if (!reply.startsWith('OK') && !reply.startsWith('NO')) {
       log.error(`mechanism returned unknown response: ${printable(Buffer.from(reply, 'latin1'))}`);
@@ -171,8 +191,9 @@ export class Authenticator {
       log.info(line.text, line.fields);
       // PAM asked for a delay after this failure; it is served here, to this client only,
       // while the worker is already free for the next job. The login's turn lasts until
-      // then: its next check starts only after the delay (login-scheduler.ts).
-      await this.delays.serve(outcome.failDelayMs);
+      // then: its next check starts only after the delay (login-scheduler.ts). A module
+      // asking for more than the job deadline gets the job deadline.
+      await this.delays.serve(Math.min(outcome.failDelayMs, this.options.jobTimeoutMs));
       result = 'failure';
     }
     if (log.verbose && reply.length === 2) log.debug(`response: ${reply}`);
@@ -238,6 +259,17 @@ export class Authenticator {
     this.options.log.error(logText);
     return reply;
   }
+}
+
+/** The promise's value if it settles within `ms`, else undefined (the promise runs on). */
+function beforeDeadline<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(undefined), ms);
+    void promise.then((value) => {
+      clearTimeout(timer);
+      resolve(value);
+    });
+  });
 }
 
 function refusalReply(refusal: Refusal): string {

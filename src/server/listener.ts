@@ -10,9 +10,8 @@ import { chmodSync, lstatSync, unlinkSync } from 'node:fs';
 import { connect } from 'node:net';
 import { constants } from 'node:os';
 import { EAGAIN, EPOLLIN, acceptConnection, closeFd, errnoName, listenUnix } from '../native/posix-sockets.js';
-import { StartupError } from './run-directory.js';
+import { ALREADY_RUNNING, StartupError } from './run-directory.js';
 import { RateLimitedReport } from '../log/rate-limited-report.js';
-import { ALREADY_RUNNING } from './instance-lock.js';
 import type { SocketPoller } from '../native/socket-poller.js';
 
 /**

@@ -71,6 +71,8 @@ export interface SchedulerStats {
 
 interface Waiter {
   readonly ids: AttemptIds;
+  /** Counted in `suspectWaiting` (suspect when it was admitted). */
+  readonly suspect: boolean;
   readonly resolve: (admission: Admission) => void;
   timer: NodeJS.Timeout | undefined;
   /** Granted or answered already. */
@@ -92,6 +94,8 @@ const CREDENTIAL_SHARE = 16;
 const DISTINCT_CREDENTIALS_SHARE = 16;
 /** …and its requests waiting in all, beyond which only a credential with none waiting gets in. */
 const LOGIN_SHARE = 4;
+/** Suspect requests, all logins together, may fill at most this share of the waiting room. */
+const SUSPECT_SHARE = 2;
 
 export class LoginScheduler {
   /** Logins with a running turn or waiters; Map order is the round-robin order between logins. */
@@ -99,6 +103,7 @@ export class LoginScheduler {
   private readonly failedLogins: RecentMemory;
   private readonly refusedPasswords: RecentMemory;
   private waiting = 0;
+  private suspectWaiting = 0;
   private suspectRunning = 0;
   private stopped = false;
   /** The waiter being admitted right now: granting it is not a wait. */
@@ -106,12 +111,14 @@ export class LoginScheduler {
   private readonly perCredential: number;
   private readonly distinctPerLogin: number;
   private readonly perLogin: number;
+  private readonly suspectWaitingLimit: number;
 
   constructor(private readonly options: SchedulerOptions) {
     const now = options.now ?? monotonicMs;
     this.perCredential = Math.max(1, Math.floor(options.maxWaiting / CREDENTIAL_SHARE));
     this.distinctPerLogin = Math.max(2, Math.floor(options.maxWaiting / DISTINCT_CREDENTIALS_SHARE));
     this.perLogin = Math.max(2, Math.floor(options.maxWaiting / LOGIN_SHARE));
+    this.suspectWaitingLimit = Math.max(1, Math.floor(options.maxWaiting / SUSPECT_SHARE));
     this.failedLogins = new RecentMemory(SUSPECT_MEMORY_MS, SUSPECT_MEMORY_CAPACITY, now);
     this.refusedPasswords = new RecentMemory(SUSPECT_MEMORY_MS, SUSPECT_MEMORY_CAPACITY, now);
   }
@@ -124,10 +131,12 @@ export class LoginScheduler {
    * a burst of one stale password cannot lock out the right one.
    */
   admit(ids: AttemptIds, timeoutMs: number): Promise<Admission> {
-    const refusal = this.refusal(ids);
+    const suspect = this.isSuspect(ids);
+    const refusal = this.refusal(ids, suspect);
     if (refusal) return Promise.resolve(refusal);
     return new Promise((resolve) => {
-      const waiter: Waiter = { ids, resolve, timer: undefined, settled: false };
+      const waiter: Waiter = { ids, suspect, resolve: (admission) => this.settle(waiter, resolve, admission), timer: undefined, settled: false };
+      if (suspect) this.suspectWaiting++;
       const line = this.lineFor(ids.login);
       const queue = line.byCredential.get(ids.credential);
       if (queue) queue.push(waiter);
@@ -141,11 +150,14 @@ export class LoginScheduler {
     });
   }
 
-  private refusal(ids: AttemptIds): Refusal | undefined {
+  private refusal(ids: AttemptIds, suspect: boolean): Refusal | undefined {
     if (this.stopped) return { granted: false, reason: 'stopped' };
     if (this.waiting >= this.options.maxWaiting) return { granted: false, reason: 'busy', limit: this.options.maxWaiting };
+    if (!suspect) return undefined;
+    // Guesses spread over many accounts cannot fill the room that clean logins need.
+    if (this.suspectWaiting >= this.suspectWaitingLimit) return { granted: false, reason: 'login-busy', limit: this.suspectWaitingLimit };
     const line = this.lines.get(ids.login);
-    if (!line || line.waiting === 0 || !this.isSuspect(ids)) return undefined;
+    if (!line || line.waiting === 0) return undefined;
     const queued = line.byCredential.get(ids.credential)?.length ?? 0;
     if (queued >= this.perCredential) return { granted: false, reason: 'login-busy', limit: this.perCredential };
     if (queued === 0 && line.byCredential.size >= this.distinctPerLogin) {
@@ -175,6 +187,13 @@ export class LoginScheduler {
       line.waiting = 0;
     }
     this.waiting = 0;
+    this.suspectWaiting = 0;
+  }
+
+  /** Every answer to a waiter goes through here: the suspect tally follows the waiters. */
+  private settle(waiter: Waiter, resolve: (admission: Admission) => void, admission: Admission): void {
+    if (waiter.suspect) this.suspectWaiting--;
+    resolve(admission);
   }
 
   stats(): SchedulerStats {
@@ -205,11 +224,10 @@ export class LoginScheduler {
   /** Starts the next turn of this login, if it may start now. */
   private tryGrant(login: string, line: LoginLine): void {
     if (line.running || line.waiting === 0) return;
-    const [credential, queue] = this.nextCredential(line);
-    const waiter = queue[0]!;
-    const suspect = this.isSuspect(waiter.ids);
-    if (suspect && this.suspectRunning >= this.options.maxSuspectChecks) return;
-    queue.shift();
+    const next = this.nextCredential(line);
+    if (!next) return; // every waiting credential is suspect and no daemon-wide place is free
+    const [credential, queue, suspect] = next;
+    const waiter = queue.shift()!;
     // This credential goes to the back of its login's round; the login to the back of the daemon's.
     line.byCredential.delete(credential);
     if (queue.length > 0) line.byCredential.set(credential, queue);
@@ -225,14 +243,21 @@ export class LoginScheduler {
     waiter.resolve({ granted: true, turn: this.turn(login, line, waiter.ids, suspect, waiter !== this.admitting) });
   }
 
-  /** The first credential in the login's round other than the one served last, if there is one. */
-  private nextCredential(line: LoginLine): [string, Waiter[]] {
-    let first: [string, Waiter[]] | undefined;
-    for (const entry of line.byCredential) {
-      if (entry[0] !== line.lastServed) return entry;
-      first ??= entry;
+  /**
+   * The credential whose turn it is: the first in the login's round that may start now
+   * (a suspect one only while a daemon-wide place is free: a password sprayed at this login
+   * must not hold back its owner's), preferring any to the one served last.
+   */
+  private nextCredential(line: LoginLine): [string, Waiter[], boolean] | undefined {
+    const placeFree = this.suspectRunning < this.options.maxSuspectChecks;
+    let lastServed: [string, Waiter[], boolean] | undefined;
+    for (const [credential, queue] of line.byCredential) {
+      const suspect = this.isSuspect(queue[0]!.ids);
+      if (suspect && !placeFree) continue;
+      if (credential !== line.lastServed) return [credential, queue, suspect];
+      lastServed = [credential, queue, suspect];
     }
-    return first!;
+    return lastServed;
   }
 
   private turn(login: string, line: LoginLine, ids: AttemptIds, suspect: boolean, waited: boolean): Turn {

@@ -53,7 +53,7 @@ export async function startPrimary(config: Config, log: Logger): Promise<Running
   process.chdir(files.directory);
   process.umask(0o077);
 
-  const lock = acquireInstanceLock(files);
+  const lock = await acquireInstanceLock(files);
   const cleanups: (() => void)[] = [() => lock.release()];
   const cleanUp = (): void => {
     for (const cleanup of cleanups.reverse()) cleanup();
@@ -107,7 +107,7 @@ export async function startPrimary(config: Config, log: Logger): Promise<Running
       mechanism: factory.name,
       appendRealm: config.appendRealm,
       log,
-      runJob: (job, lane, timeoutMs) => pool.submit(job, lane, timeoutMs),
+      runJob: (job, lane) => pool.submit(job, lane),
       scheduler,
       jobTimeoutMs: config.deadlines.jobTimeoutMs,
       cache,
@@ -143,6 +143,7 @@ export async function startPrimary(config: Config, log: Logger): Promise<Running
       (code) => log.error(`socket accept failure: ${code}`),
     );
     cleanups.push(() => server.close());
+    lock.announce(); // the socket is ours: no other daemon answered on it
 
     log.info(`master pid is: ${process.pid}`);
     log.info(`listening on socket: ${files.socket}`);

@@ -44,6 +44,9 @@ export function ensureRunDirectory(directory: string): void {
   }
 }
 
+/** The original's two lines when another daemon serves the run directory (exit status 2). */
+export const ALREADY_RUNNING = ['Cannot start saslauthd', 'Another instance of saslauthd is currently running'];
+
 /** A startup failure: the lines to print and the exit status. */
 export class StartupError extends Error {
   constructor(

@@ -169,10 +169,10 @@ export class WorkerPool {
     const { log, maxQueuedJobs, jobTimeoutMs } = options;
     const times = (count: number): string => (count === 1 ? '' : ` (${count} times)`);
     this.queueFull = new RateLimitedReport(OVERLOAD_LOG_PERIOD_MS, (count) =>
-      log.error(`job queue full (${maxQueuedJobs} waiting): request refused${times(count)}`),
+      log.error(`worker queue full (${maxQueuedJobs} waiting for a worker): request refused${times(count)}`),
     );
     this.repeatQueueFull = new RateLimitedReport(OVERLOAD_LOG_PERIOD_MS, (count) =>
-      log.error(`job queue full (${this.maxQueuedRepeats} repeated failures waiting): request refused${times(count)}`),
+      log.error(`worker queue full (${this.maxQueuedRepeats} repeated failures waiting for a worker): request refused${times(count)}`),
     );
     this.noWorkerInTime = new RateLimitedReport(OVERLOAD_LOG_PERIOD_MS, (count) =>
       log.error(`no worker became free within ${jobTimeoutMs} ms: request answered NO${times(count)}`),
@@ -213,11 +213,8 @@ export class WorkerPool {
     });
   }
 
-  /**
-   * Runs a job on the next idle worker, answered within `timeoutMs` (by default the job
-   * deadline). Always resolves, with `NO …` when it must.
-   */
-  submit(job: PoolJob, lane: JobLane = 'normal', timeoutMs: number = this.options.jobTimeoutMs): Promise<JobOutcome> {
+  /** Runs a job on the next idle worker. Always resolves, with `NO …` when it must. */
+  submit(job: PoolJob, lane: JobLane = 'normal'): Promise<JobOutcome> {
     if (this.stopped) return Promise.resolve(poolAnswer(POOL_REPLY.shuttingDown));
     // Repeats have their own, smaller bound: they must never crowd out other requests.
     const waiting = lane === 'repeat' ? this.repeatQueue : this.queue;
@@ -233,7 +230,7 @@ export class WorkerPool {
         job,
         lane,
         resolve,
-        timer: setTimeout(() => this.onDeadline(queued), timeoutMs),
+        timer: setTimeout(() => this.onDeadline(queued), this.options.jobTimeoutMs),
         slot: undefined,
         settled: false,
       };

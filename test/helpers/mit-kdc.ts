@@ -8,8 +8,8 @@
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import { join } from 'node:path';
+import { tcpAccepts } from './tcp-probe.js';
 
 /** kdb5_util and kadmin.local take well under a second; this is only a backstop. */
 const TOOL_DEADLINE_MS = 30_000;
@@ -148,15 +148,4 @@ export class MitKdc {
       throw new Error(`${command} ${args[0]} failed (${result.status}): ${result.stderr}`);
     }
   }
-}
-
-function tcpAccepts(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect({ host: '127.0.0.1', port });
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
 }
