@@ -79,7 +79,7 @@ export const DEFAULT_METRICS_HOST = '127.0.0.1';
 
 /** `PORT`, `HOST:PORT` or `[IPv6]:PORT`; undefined when malformed. */
 export function parseListenAddress(text: string): ListenAddress | undefined {
-  const match = /^(?:(?:\[([0-9A-Fa-f:.]+)\]|([^:[\]]+)):)?(\d{1,5})$/.exec(text.trim());
+  const match = /^(?:(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9.-]+)):)?(\d{1,5})$/.exec(text.trim());
   if (!match) return undefined;
   const port = Number.parseInt(match[3]!, 10);
   if (port > 65_535) return undefined;
