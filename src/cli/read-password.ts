@@ -19,8 +19,9 @@ export function readPassword(prompt: string): Promise<Buffer> {
 
 function readFromTerminal(prompt: string): Promise<Buffer> {
   const input = process.stdin;
-  process.stderr.write(prompt);
+  // Echo off first: what is typed once the prompt shows must never appear.
   input.setRawMode(true);
+  process.stderr.write(prompt);
   input.resume();
   const typed = Buffer.alloc(MAX_PASSWORD_BYTES);
   let length = 0;
