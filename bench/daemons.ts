@@ -1,7 +1,7 @@
 /**
  * Starting and stopping the two daemons the way an admin runs them, with the same PAM world
  * and the same `-n`:
- *   - ours: `node dist/src/cli/saslauthd.js -f -a pam -n N -m DIR` (foreground without verbose
+ *   - ours: `node dist/src/cli/saslauthd.js -f -a pam -n N -m DIR` (or another `-a`) (foreground without verbose
  *     logging, as its systemd unit runs it);
  *   - Debian's C saslauthd: `saslauthd -a pam -n N -m DIR` (it detaches itself; `-d` would make it
  *     log every request).
@@ -46,6 +46,8 @@ export interface DaemonSetup {
   readonly env: NodeJS.ProcessEnv;
   /** Command prefix (the private mount namespace of the pam_unix scenarios), or none. */
   readonly wrap?: readonly string[];
+  /** `-a`; default pam. */
+  readonly mechanism?: string;
 }
 
 export class RunningDaemon {
@@ -70,7 +72,7 @@ export class RunningDaemon {
     const runDirectory = mkdtempSync('/tmp/sts-bench-');
     const socket = join(runDirectory, 'mux');
     const logFile = join(runDirectory, 'daemon.log');
-    const args = ['-a', 'pam', '-n', String(setup.workers), '-m', runDirectory, ...setup.extraArgs];
+    const args = ['-a', setup.mechanism ?? 'pam', '-n', String(setup.workers), '-m', runDirectory, ...setup.extraArgs];
     const command =
       setup.kind === 'ours' ? [process.execPath, OURS_JS, '-f', ...args] : [cSaslauthd(), ...args];
     const [file, ...rest] = [...(setup.wrap ?? []), ...command];

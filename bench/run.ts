@@ -18,11 +18,12 @@ import { cpus, release, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { RunningDaemon, cSaslauthd, type DaemonKind } from './daemons.js';
+import { SasldbWorld, ShadowWorld } from './local-worlds.js';
 import { MatrixWorld, UnixWorld } from './pam-worlds.js';
 import { cpuSecondsOf, memoryOf, sleep } from './processes.js';
 import { renderChart } from './chart.js';
 import { renderNotes, renderTable, renderTargets, type BenchResult, type DaemonFigures, type ProcessFigures, type ScenarioResult } from './report.js';
-import { scenarios, type Durations, type LoadPlan, type Scenario } from './scenarios.js';
+import { scenarios, type Durations, type LoadPlan, type MechanismWorlds, type Scenario } from './scenarios.js';
 import { buildTools, runLoad, type LoadResult, type Tools } from './tools.js';
 
 const RESULTS_DIR = fileURLToPath(new URL('../../bench/results/', import.meta.url));
@@ -174,21 +175,38 @@ async function measure(tools: Tools, daemon: RunningDaemon, plan: LoadPlan, back
   return backgroundRun ? { ...figures, background: await backgroundRun } : figures;
 }
 
-async function runScenarios(tools: Tools, list: readonly Scenario[], matrix: MatrixWorld, unix: UnixWorld | undefined, options: Options): Promise<ScenarioResult[]> {
+/** How each daemon of a scenario's world is started: mechanism, environment, command prefix. */
+function daemonSetupFor(scenario: Scenario, kind: 'ours' | 'c', matrix: MatrixWorld, unix: UnixWorld | undefined, worlds: MechanismWorlds) {
+  if (scenario.world === 'unix') return { env: unix!.env(), wrap: unix!.wrap };
+  if (scenario.world === 'matrix') return { env: matrix.env(kind) };
+  const world = worlds[scenario.world]!;
+  const env = { ...process.env };
+  delete env['LD_PRELOAD'];
+  delete env['NODE_OPTIONS'];
+  return { env, mechanism: world.mechanism, ...(world.wrap ? { wrap: world.wrap } : {}) };
+}
+
+async function runScenarios(
+  tools: Tools,
+  list: readonly Scenario[],
+  matrix: MatrixWorld,
+  unix: UnixWorld | undefined,
+  worlds: MechanismWorlds,
+  options: Options,
+): Promise<ScenarioResult[]> {
   const figures = new Map<string, Partial<Record<DaemonKind, DaemonFigures>>>();
   const configs = [...new Set(list.map((s) => `${s.world}:${s.cache}`))];
   let done = 0;
   const total = list.length * 2;
   for (const config of configs) {
     const group = list.filter((s) => `${s.world}:${s.cache}` === config);
-    const [world, cache] = [group[0]!.world, group[0]!.cache];
+    const cache = group[0]!.cache;
     for (const kind of ['ours', 'c'] as const) {
       const daemon = await RunningDaemon.start({
         kind,
         workers: options.workers,
         extraArgs: cache ? ['-c'] : [],
-        env: world === 'unix' ? unix!.env() : matrix.env(kind),
-        ...(world === 'unix' ? { wrap: unix!.wrap } : {}),
+        ...daemonSetupFor(group[0]!, kind, matrix, unix, worlds),
       });
       try {
         for (const scenario of group) {
@@ -227,17 +245,23 @@ async function main(argv: readonly string[]): Promise<void> {
   progress(`saslauthd benchmark (${options.mode}): ${info.cpus} × ${info.cpuModel}, Node ${info.node}, ${info.cSaslauthd}`);
   const matrix = new MatrixWorld();
   let unix: UnixWorld | undefined;
+  const worlds: { shadow?: ShadowWorld; sasldb?: SasldbWorld } = {};
   try {
-    const unixWanted = options.only === undefined || ['unix', 'unix-wrong-20', 'guess-one-account', 'guess-many-accounts', 'burst-300'].some((id) => options.only!.test(id));
+    const wanted = (ids: readonly string[]): boolean => options.only === undefined || ids.some((id) => options.only!.test(id));
+    const unixWanted = wanted(['unix', 'unix-wrong-20', 'guess-one-account', 'guess-many-accounts', 'burst-300']);
     if (unixWanted && UnixWorld.available()) unix = new UnixWorld();
     else if (unixWanted) progress('not root: the pam_unix scenarios are skipped');
-    const list = scenarios(options.durations, unix).filter((s) => !options.only || options.only.test(s.id));
+    if (wanted(['shadow']) && ShadowWorld.available()) worlds.shadow = new ShadowWorld();
+    else if (wanted(['shadow'])) progress('not root: the shadow scenario is skipped');
+    if (wanted(['sasldb-1', 'sasldb-16']) && SasldbWorld.available()) worlds.sasldb = new SasldbWorld();
+    else if (wanted(['sasldb-1', 'sasldb-16'])) progress('not root or no /etc/sasldb2: the sasldb scenarios are skipped');
+    const list = scenarios(options.durations, unix, worlds).filter((s) => !options.only || options.only.test(s.id));
     const floor = options.floor ? await measureFloor(tools, options.durations) : {};
     const processFigures = {
       ours: await measureProcess('ours', matrix, options),
       c: await measureProcess('c', matrix, options),
     };
-    const scenarioResults = await runScenarios(tools, list, matrix, unix, options);
+    const scenarioResults = await runScenarios(tools, list, matrix, unix, worlds, options);
     const result: BenchResult = {
       version: 1,
       date: new Date().toISOString(),
@@ -267,6 +291,8 @@ async function main(argv: readonly string[]): Promise<void> {
     process.stdout.write(`\n${renderTable(result, previous)}\n\n${renderNotes(result)}\n\n${renderTargets(result)}\n`);
   } finally {
     unix?.dispose();
+    worlds.shadow?.dispose();
+    worlds.sasldb?.dispose();
     matrix.dispose();
   }
 }

@@ -3,10 +3,18 @@
  * scenario names the daemon configuration it needs (PAM world, cache) so one daemon start
  * serves every scenario of a configuration.
  */
+import type { MechanismWorld } from './local-worlds.js';
 import { MANY_PASSWORD_PREFIX, MANY_USERS, MANY_USERS_PREFIX, MATRIX_USER, type UnixWorld } from './pam-worlds.js';
 import type { LoadSpec } from './tools.js';
 
-export type World = 'matrix' | 'unix';
+/** pam worlds (pam_matrix, pam_unix), or another mechanism's backend (-a shadow, -a sasldb). */
+export type World = 'matrix' | 'unix' | 'shadow' | 'sasldb';
+
+/** The backends of the non-PAM scenarios that this run could set up. */
+export interface MechanismWorlds {
+  readonly shadow?: MechanismWorld | undefined;
+  readonly sasldb?: MechanismWorld | undefined;
+}
 
 export interface Durations {
   readonly warmupSeconds: number;
@@ -36,19 +44,21 @@ export const CONCURRENCY = [1, 4, 16, 64] as const;
 const WRONG_PASSWORD_CLIENTS = 20;
 /** Connections held open without a request during the idle-connections scenario. */
 const IDLE_CONNECTIONS = 500;
-/** Clients of the pam_unix throughput scenario: more than -n, so every worker is busy. */
+/** Clients of the pam_unix and shadow throughput scenarios: more than -n, so every worker is busy. */
 const UNIX_CLIENTS = 8;
 /** Clients of the guessing scenarios (one account, many accounts) and of the burst. */
 const GUESSING_CLIENTS = 20;
 const BURST_CLIENTS = 300;
 /** Distinct unknown accounts the spraying clients cycle through. */
 const SPRAYED_ACCOUNTS = 1000;
+/** Concurrency levels of the sasldb scenarios (a cheap backend: the daemon's own cost shows). */
+const SASLDB_CONCURRENCY = [1, 16] as const;
 /** A request a daemon does not answer by then is an error (the C daemon can block forever). */
 const REQUEST_TIMEOUT_MS = 5_000;
 /** The right login behind 20 wrong ones may wait seconds at the C daemon: still measured. */
 const SLOW_REQUEST_TIMEOUT_MS = 60_000;
 
-export function scenarios(durations: Durations, unix: UnixWorld | undefined): Scenario[] {
+export function scenarios(durations: Durations, unix: UnixWorld | undefined, worlds: MechanismWorlds = {}): Scenario[] {
   const { warmupSeconds, seconds, unixSeconds } = durations;
   const matrix = {
     login: MATRIX_USER.login,
@@ -134,6 +144,31 @@ export function scenarios(durations: Durations, unix: UnixWorld | undefined): Sc
       // as the issue's scenario: 300 idle connections beside the burst
       background: { ...guessing, service: unix.nodelayService, password: 'stale-password', clients: BURST_CLIENTS, idle: BURST_CLIENTS },
     });
+  }
+  list.push(...mechanismScenarios(durations, worlds));
+  return list;
+}
+
+/** shadow (yescrypt: the hash is the cost) and sasldb (cheap), each against both daemons. */
+function mechanismScenarios(durations: Durations, worlds: MechanismWorlds): Scenario[] {
+  const list: Scenario[] = [];
+  const base = (world: MechanismWorld) => ({
+    login: world.login,
+    password: world.password,
+    service: world.service,
+    expect: 'OK',
+    warmupSeconds: durations.warmupSeconds,
+    timeoutMs: REQUEST_TIMEOUT_MS,
+  });
+  if (worlds.shadow) {
+    const load = { ...base(worlds.shadow), seconds: durations.unixSeconds, clients: UNIX_CLIENTS };
+    list.push({ id: 'shadow', title: `-a shadow (yescrypt), ${UNIX_CLIENTS} clients`, world: 'shadow', cache: false, load });
+  }
+  if (worlds.sasldb) {
+    for (const clients of SASLDB_CONCURRENCY) {
+      const load = { ...base(worlds.sasldb), seconds: durations.seconds, clients };
+      list.push({ id: `sasldb-${clients}`, title: `-a sasldb, ${clients} clients`, world: 'sasldb', cache: false, load });
+    }
   }
   return list;
 }

@@ -4,10 +4,13 @@
  * original's `unknown authentication mechanism` message.
  */
 import type { MechanismFactory } from './types.js';
+import { getpwentMechanism } from './getpwent.js';
 import { httpformMechanism } from './httpform/httpform.js';
 import { kerberos5Mechanism } from './kerberos5/index.js';
 import { pamMechanism } from './pam.js';
 import { rimapMechanism } from './rimap/rimap.js';
+import { sasldbMechanism } from './sasldb.js';
+import { shadowMechanism } from './shadow.js';
 
 /** What Debian's saslauthd 2.1.28 was built with, in its table order. */
 export const DEBIAN_MECHANISM_NAMES = ['sasldb', 'getpwent', 'kerberos5', 'pam', 'rimap', 'shadow', 'ldap'] as const;
@@ -20,6 +23,9 @@ export const NON_DEBIAN_MECHANISM_NAMES = ['httpform'] as const;
 
 const IMPLEMENTED: ReadonlyMap<string, MechanismFactory> = new Map([
   [pamMechanism.name, pamMechanism],
+  [shadowMechanism.name, shadowMechanism],
+  [getpwentMechanism.name, getpwentMechanism],
+  [sasldbMechanism.name, sasldbMechanism],
   [kerberos5Mechanism.name, kerberos5Mechanism],
   [rimapMechanism.name, rimapMechanism],
   [httpformMechanism.name, httpformMechanism],

@@ -4,7 +4,7 @@
  * mtime, no refresh timer, no guess about whether a holder is alive.
  */
 import { constants } from 'node:os';
-import { loadLibc, lastErrno } from './libc.js';
+import { lastErrno, libcHandle } from './libc.js';
 
 const LOCK_EX = 2;
 const LOCK_NB = 4;
@@ -16,7 +16,7 @@ export type LockAttempt = { readonly locked: true } | { readonly locked: false; 
 
 /** Takes an exclusive lock on `fd` without waiting. `errno` EWOULDBLOCK: another holds it. */
 export function tryExclusiveLock(fd: number): LockAttempt {
-  flock ??= loadLibc().func('flock', 'int', ['int', 'int']) as FlockFn;
+  flock ??= libcHandle().func('flock', 'int', ['int', 'int']) as FlockFn;
   for (;;) {
     if (flock(fd, LOCK_EX | LOCK_NB) === 0) return { locked: true };
     const errno = lastErrno();

@@ -6,18 +6,24 @@
  * crypt_rn() is the reentrant form that returns NULL on failure instead of a "*0"-style
  * failure token; we still treat any result starting with `*` as a mismatch (CVE-2013-4122:
  * a NULL or failure result must never compare equal). The comparison is constant-time.
- * The password goes in as a NUL-terminated Buffer (never a JS string); the scratch area
- * crypt_rn works in is wiped after every call.
+ * Neither the password nor a hash ever becomes a JS string: the password goes in as a
+ * NUL-terminated Buffer, and the computed hash is read as bytes from the `output` field at the
+ * start of the crypt_data scratch area (where crypt(3) documents crypt_rn writes it). The
+ * copies we make (NUL-terminated password and setting, the scratch area) are wiped after
+ * every call.
  */
 import { timingSafeEqual } from 'node:crypto';
 import koffi from 'koffi';
 import type { IKoffiLib } from 'koffi';
+import { nulTerminated } from './libc.js';
 
 const LIBCRYPT = 'libcrypt.so.1';
 /** sizeof(struct crypt_data) in libxcrypt (crypt.h): the scratch area crypt_rn needs. */
 const CRYPT_DATA_SIZE = 32_768;
+/** CRYPT_OUTPUT_SIZE: the `output` field, first in struct crypt_data; a hash is shorter. */
+const CRYPT_OUTPUT_SIZE = 384;
 
-type CryptRn = (phrase: Buffer, setting: Buffer, data: Buffer, size: number) => string | null;
+type CryptRn = (phrase: Buffer, setting: Buffer, data: Buffer, size: number) => unknown;
 let cryptRn: CryptRn | undefined;
 
 /** Loads libcrypt and resolves crypt_rn; throws an Error saying why not (for `check()`). */
@@ -31,16 +37,10 @@ export function loadLibCrypt(): void {
   }
   try {
     const u8ptr = koffi.pointer('uint8_t');
-    cryptRn = lib.func('crypt_rn', 'const char *', [u8ptr, u8ptr, u8ptr, 'int']) as CryptRn;
+    cryptRn = lib.func('crypt_rn', 'void *', [u8ptr, u8ptr, u8ptr, 'int']) as CryptRn;
   } catch (error) {
     throw new Error(`cannot resolve crypt_rn in "${LIBCRYPT}": ${(error as Error).message}`);
   }
-}
-
-function nulTerminated(bytes: Buffer): Buffer {
-  const copy = Buffer.alloc(bytes.length + 1);
-  bytes.copy(copy);
-  return copy;
 }
 
 /**
@@ -52,14 +52,17 @@ export function passwordMatchesHash(password: Buffer, storedHash: Buffer): boole
   loadLibCrypt();
   if (storedHash.length === 0 || password.includes(0) || storedHash.includes(0)) return false;
   const phrase = nulTerminated(password);
+  const setting = nulTerminated(storedHash);
   const scratch = Buffer.alloc(CRYPT_DATA_SIZE);
   try {
-    const computed = cryptRn!(phrase, nulTerminated(storedHash), scratch, CRYPT_DATA_SIZE);
-    if (computed === null || computed.startsWith('*')) return false;
-    const computedBytes = Buffer.from(computed, 'latin1');
-    return computedBytes.length === storedHash.length && timingSafeEqual(computedBytes, storedHash);
+    if (cryptRn!(phrase, setting, scratch, CRYPT_DATA_SIZE) === null) return false;
+    const end = scratch.indexOf(0);
+    if (end <= 0 || end >= CRYPT_OUTPUT_SIZE || scratch[0] === 0x2a /* '*': a failure token */) return false;
+    const computed = scratch.subarray(0, end);
+    return computed.length === storedHash.length && timingSafeEqual(computed, storedHash);
   } finally {
     phrase.fill(0);
+    setting.fill(0);
     scratch.fill(0);
   }
 }

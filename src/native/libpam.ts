@@ -1,5 +1,5 @@
 /**
- * koffi bindings for the parts of Linux-PAM (and libc) the `pam` mechanism needs.
+ * koffi bindings for the parts of Linux-PAM the `pam` mechanism needs (libc: ./libc.ts).
  *
  * Library path: the environment variable SASLAUTHD_PAM_LIBRARY, read when the library is
  * first loaded, names the PAM library to load; unset or empty means "libpam.so.0".
@@ -14,7 +14,10 @@
  * and responses are written into malloc'd memory with memcpy.
  */
 import koffi from 'koffi';
-import type { IKoffiLib, IKoffiRegisteredCallback, TypeSpec } from 'koffi';
+import type { IKoffiLib, IKoffiRegisteredCallback } from 'koffi';
+import { bind, loadLibrary, type Pointer } from './libc.js';
+
+export { loadLibC, type LibC, type Pointer } from './libc.js';
 
 // Linux-PAM constants (security/_pam_types.h).
 export const PAM_SUCCESS = 0;
@@ -31,11 +34,7 @@ export const PAM_MAX_NUM_MSG = 32;
 
 export const DEFAULT_PAM_LIBRARY = 'libpam.so.0';
 export const PAM_LIBRARY_ENV = 'SASLAUTHD_PAM_LIBRARY';
-const LIBC = 'libc.so.6';
 
-declare const pointerBrand: unique symbol;
-/** An address in native memory (a koffi External); null pointers are `null`. */
-export type Pointer = { readonly [pointerBrand]: 'Pointer' };
 declare const handleBrand: unique symbol;
 export type PamHandle = { readonly [handleBrand]: 'pam_handle_t' };
 /** A koffi registered callback (a C function pointer that stays valid until unregistered). */
@@ -77,15 +76,6 @@ export interface LibPam {
   unregister(cb: NativeCallback): void;
 }
 
-export interface LibC {
-  calloc(count: number, size: number): Pointer | null;
-  malloc(size: number): Pointer | null;
-  free(ptr: Pointer | null): void;
-  /** Copies `src` (a Buffer, passed by address, no JS copy) into native memory. */
-  memcpy(dest: Pointer, src: Buffer, size: number): void;
-  memset(dest: Pointer, byte: number, size: number): void;
-}
-
 // Anonymous types, created once.
 const PamHandleType = koffi.opaque();
 const PamHandlePtr = koffi.pointer(PamHandleType);
@@ -103,22 +93,6 @@ function describe(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
-function loadLibrary(path: string, what: string): IKoffiLib {
-  try {
-    return koffi.load(path);
-  } catch (err) {
-    throw new Error(`cannot load ${what} "${path}": ${describe(err)}`);
-  }
-}
-
-function bind(lib: IKoffiLib, path: string, name: string, result: TypeSpec, args: TypeSpec[]) {
-  try {
-    return lib.func(name, result, args);
-  } catch (err) {
-    throw new Error(`cannot resolve ${name} in "${path}": ${describe(err)}`);
-  }
-}
-
 /** The configured PAM library path (SASLAUTHD_PAM_LIBRARY, else libpam.so.0). */
 export function pamLibraryPath(): string {
   const configured = process.env[PAM_LIBRARY_ENV];
@@ -126,7 +100,6 @@ export function pamLibraryPath(): string {
 }
 
 let libPam: LibPam | undefined;
-let libC: LibC | undefined;
 
 /** Loads libpam and resolves every symbol we use; throws an Error saying why not. */
 export function loadLibPam(): LibPam {
@@ -162,25 +135,6 @@ export function loadLibPam(): LibPam {
     unregister: (cb) => koffi.unregister(cb),
   };
   return libPam;
-}
-
-/** libc allocation helpers: PAM frees conversation responses with free(). */
-export function loadLibC(): LibC {
-  if (libC !== undefined) return libC;
-  const lib = loadLibrary(LIBC, 'C library');
-  const calloc = bind(lib, LIBC, 'calloc', 'void *', ['size_t', 'size_t']);
-  const malloc = bind(lib, LIBC, 'malloc', 'void *', ['size_t']);
-  const free = bind(lib, LIBC, 'free', 'void', ['void *']);
-  const memcpy = bind(lib, LIBC, 'memcpy', 'void *', ['void *', 'void *', 'size_t']);
-  const memset = bind(lib, LIBC, 'memset', 'void *', ['void *', 'int', 'size_t']);
-  libC = {
-    calloc: (count, size) => calloc(count, size) as Pointer | null,
-    malloc: (size) => malloc(size) as Pointer | null,
-    free: (ptr) => void free(ptr),
-    memcpy: (dest, src, size) => void memcpy(dest, src, size),
-    memset: (dest, byte, size) => void memset(dest, byte, size),
-  };
-  return libC;
 }
 
 /** Reads the pointer stored at `base + offset`. */

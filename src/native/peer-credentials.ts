@@ -3,7 +3,7 @@
  * and the shared libc handle. The kernel fills it in at connect(2) time, so a client cannot
  * claim another uid, whatever the socket file's mode says.
  */
-import { lastErrno, loadLibc } from './libc.js';
+import { lastErrno, libcHandle } from './libc.js';
 
 const SOL_SOCKET = 1;
 const SO_PEERCRED = 17;
@@ -21,7 +21,7 @@ let getsockopt: GetSockOpt | undefined;
 
 /** The peer's pid, uid and gid; throws with the errno when the call fails. */
 export function peerCredentials(fd: number): PeerCredentials {
-  getsockopt ??= loadLibc().func('getsockopt', 'int', ['int', 'int', 'int', 'void *', 'void *']) as GetSockOpt;
+  getsockopt ??= libcHandle().func('getsockopt', 'int', ['int', 'int', 'int', 'void *', 'void *']) as GetSockOpt;
   const value = Buffer.alloc(UCRED_BYTES);
   const length = Buffer.alloc(4);
   length.writeUInt32LE(UCRED_BYTES, 0);

@@ -2,7 +2,7 @@
  * The primary process: the front door. It owns the socket and every client connection,
  * the instance lock and pid file, the worker pool, signals and shutdown. Workers only run
  * the mechanism (see workers/). Startup order:
- *   run dir → instance lock + pid file → mechanism check → workers ready → socket listening
+ *   run dir → mechanism check → instance lock + pid file → workers ready → socket listening
  * so the socket exists only once requests can be served, and a failure at any step leaves
  * nothing behind (the lock and pid file are released).
  */
@@ -43,13 +43,20 @@ export async function startPrimary(config: Config, log: Logger): Promise<Running
   const factory = findMechanism(config.mechanism);
   if (!factory) throw new StartupError([`unknown authentication mechanism: ${config.mechanism}`], 1);
 
+  ensureRunDirectory(files.directory);
+  // As the original: the mechanism is checked in the primary, before the verbose dump, the
+  // lock and any worker, so a mechanism that cannot work here leaves no lock or pid file.
+  try {
+    factory.check({ mechOption: config.mechOption, log });
+  } catch (error) {
+    throw new StartupError([`failed to initialize mechanism ${factory.name}`, (error as Error).message], 1);
+  }
   if (log.verbose) {
     log.debug(`num_procs  : ${config.workers}`);
     log.debug(`mech_option: ${config.mechOption ?? 'NULL'}`);
     log.debug(`run_path   : ${files.directory}`);
     log.debug(`auth_mech  : ${factory.name}`);
   }
-  ensureRunDirectory(files.directory);
   process.chdir(files.directory);
   process.umask(0o077);
 
@@ -60,12 +67,6 @@ export async function startPrimary(config: Config, log: Logger): Promise<Running
     cleanups.length = 0;
   };
   try {
-    try {
-      factory.check({ mechOption: config.mechOption, log });
-    } catch (error) {
-      throw new StartupError([`failed to initialize mechanism ${factory.name}`, (error as Error).message], 1);
-    }
-
     const poller = new SocketPoller((message) => log.error(message));
     cleanups.push(() => poller.stop());
     const pool = new WorkerPool({

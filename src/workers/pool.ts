@@ -186,7 +186,7 @@ export class WorkerPool {
    * that worker cannot start the mechanism or dies before it is ready.
    */
   start(): Promise<void> {
-    if (this.options.size === 0) return Promise.resolve();
+    if (this.options.size === 0) return this.probe();
     this.starting = true;
     const first = this.spawn();
     return new Promise<void>((resolve, reject) => {
@@ -209,6 +209,32 @@ export class WorkerPool {
       first.worker.once('failed', (reason) => fail(new Error(reason)));
       first.worker.once('exit', (code, signal) => {
         if (this.starting) fail(new Error(`worker ${first.worker.pid} exited during startup (${signal ?? `status ${code}`})`));
+      });
+    });
+  }
+
+  /**
+   * -n 0 keeps no worker between requests. One is started anyway and let go once it is ready
+   * (resolving when it has exited), so a mechanism that cannot start in a worker stops the
+   * daemon's start, as with -n N, instead of failing every request.
+   */
+  private probe(): Promise<void> {
+    this.starting = true;
+    this.initialSpawnsLeft++; // part of the start, not a respawn
+    const probe = this.spawn();
+    return new Promise<void>((resolve, reject) => {
+      const fail = (error: Error): void => {
+        probe.worker.removeAllListeners('ready');
+        void this.stop(0).then(() => reject(error));
+      };
+      probe.worker.once('ready', () => {
+        this.starting = false;
+        probe.worker.once('exit', () => resolve());
+        this.retire(probe);
+      });
+      probe.worker.once('failed', (reason) => fail(new Error(reason)));
+      probe.worker.once('exit', (code, signal) => {
+        if (this.starting) fail(new Error(`worker ${probe.worker.pid} exited during startup (${signal ?? `status ${code}`})`));
       });
     });
   }
