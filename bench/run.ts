@@ -22,6 +22,7 @@ import { SasldbWorld, ShadowWorld } from './local-worlds.js';
 import { LdapWorld } from './ldap-world.js';
 import { MatrixWorld, UnixWorld } from './pam-worlds.js';
 import { cpuSecondsOf, memoryOf, sleep } from './processes.js';
+import { renderChart } from './chart.js';
 import { renderNotes, renderTable, renderTargets, type BenchResult, type DaemonFigures, type ProcessFigures, type ScenarioResult } from './report.js';
 import { scenarios, type Durations, type LoadPlan, type MechanismWorlds, type Scenario } from './scenarios.js';
 import { buildTools, runLoad, type LoadResult, type Tools } from './tools.js';
@@ -286,8 +287,15 @@ async function main(argv: readonly string[]): Promise<void> {
       mkdirSync(RESULTS_DIR, { recursive: true });
       writeFileSync(join(RESULTS_DIR, `${result.date.replaceAll(':', '-')}.json`), json);
       writeFileSync(join(RESULTS_DIR, 'last.json'), json);
+      const chart = renderChart(result);
+      writeFileSync(join(RESULTS_DIR, `${result.date.replaceAll(':', '-')}.svg`), chart);
+      writeFileSync(join(RESULTS_DIR, 'last.svg'), chart);
+      progress(`chart: ${join(RESULTS_DIR, 'last.svg')} (copy it to bench/latest.svg with bench/latest.json for the README)`);
     }
-    if (options.out) writeFileSync(options.out, json);
+    if (options.out) {
+      writeFileSync(options.out, json);
+      writeFileSync(options.out.replace(/(\.json)?$/, '.svg'), renderChart(result));
+    }
     process.stdout.write(`\n${renderTable(result, previous)}\n\n${renderNotes(result)}\n\n${renderTargets(result)}\n`);
   } finally {
     unix?.dispose();

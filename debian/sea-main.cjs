@@ -30,6 +30,8 @@ const PACKAGED_ENTRY_MARK = Symbol.for('saslauthd-ts.packaged-entry');
 const entries = {
   saslauthd: 'dist/src/cli/saslauthd.js',
   worker: 'dist/src/workers/worker-main.js',
+  // /usr/sbin/saslauthdctl (debian/saslauthdctl) runs this executable with this entry.
+  saslauthdctl: 'dist/src/cli/saslauthdctl.js',
 };
 
 const entry = process.env[ENTRY_VARIABLE] || 'saslauthd';

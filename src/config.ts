@@ -68,6 +68,10 @@ export interface Config {
   readonly cache: CacheSettings;
   readonly deadlines: Deadlines;
   readonly limits: Limits;
+  /** `--log-format`: `text` (the original's lines) or `json` (pino's JSON lines on stderr). */
+  readonly logFormat: 'text' | 'json';
+  /** `--metrics-listen`: serve /metrics over HTTP there; undefined = off. */
+  readonly metricsListen: { readonly host: string; readonly port: number } | undefined;
 }
 
 export const DEFAULT_RUN_DIRECTORY = '/var/run/saslauthd';

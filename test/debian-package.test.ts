@@ -7,7 +7,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { debPackage, PACKAGE } from './helpers/debian-package.js';
@@ -114,7 +114,10 @@ test('contents: the executable, production modules for this architecture only, u
   const paths = list.split('\n').map((line) => line.split(/\s+/)[5] ?? '').filter((path) => path !== '');
   for (const path of [
     './usr/sbin/saslauthd',
+    './usr/sbin/saslauthdctl',
     './usr/share/man/man8/saslauthd.8.gz',
+    './usr/share/man/man8/saslauthdctl.8.gz',
+    './etc/fail2ban/filter.d/saslauthd-ts.conf',
     './usr/lib/saslauthd-ts/dist/src/cli/saslauthd.js',
     './usr/lib/saslauthd-ts/dist/src/workers/worker-main.js',
     './usr/lib/saslauthd-ts/node_modules/pino/package.json',
@@ -132,7 +135,12 @@ test('contents: the executable, production modules for this architecture only, u
   for (const dev of ['typescript', 'postject', '@types/node', 'fast-check']) {
     assert.ok(!paths.some((path) => path.includes(`/node_modules/${dev}/`)), `dev dependency ${dev} is not shipped`);
   }
-  assert.ok(!paths.some((path) => path.startsWith('./etc/')), 'no conffiles: /etc/default and /etc/init.d stay sasl2-bin');
+  // The one conffile is the fail2ban filter: /etc/default and /etc/init.d stay sasl2-bin's.
+  assert.deepEqual(
+    paths.filter((path) => path.startsWith('./etc/') && !path.endsWith('/')),
+    ['./etc/fail2ban/filter.d/saslauthd-ts.conf'],
+    'no conffile but the fail2ban filter',
+  );
   assert.ok(!paths.some((path) => path.includes('/dist/test/')), 'no tests');
   const fields = run('dpkg-deb', ['--field', deb, 'Depends', 'Architecture']).stdout;
   assert.match(fields, /Depends: .*\bsasl2-bin\b/);
@@ -166,6 +174,13 @@ test('installing over a running C daemon takes the daemon over and keeps the sas
   assert.equal(testsaslauthd(USER, PASSWORD, 'imap').stdout.trim(), '0: OK "Success."');
   const wrong = testsaslauthd(USER, 'Not-The-Password', 'imap');
   assert.equal(wrong.stdout.trim(), '0: NO "authentication failed"');
+  // /usr/sbin/saslauthdctl: the same executable with its saslauthdctl entry, over the control socket
+  const status = run('/usr/sbin/saslauthdctl', ['-m', RUN_DIR, 'status', '--json']);
+  assert.equal(status.status, 0, status.stderr);
+  assert.equal((JSON.parse(status.stdout) as { pid: number }).pid, pid);
+  const ctlTest = spawnSync('/usr/sbin/saslauthdctl', ['-m', RUN_DIR, 'test', '-u', USER], { input: `${PASSWORD}\n`, encoding: 'utf8', timeout: 30_000 });
+  assert.equal(ctlTest.status, 0, ctlTest.stderr);
+  assert.match(ctlTest.stdout, /^OK \(\d+\.\d ms\)\n$/);
   assert.equal(wrong.status, 255);
   const processes = daemonProcesses();
   assert.deepEqual(processes.primaries, [pid]);

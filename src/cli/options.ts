@@ -5,7 +5,6 @@
  * words are ignored as GNU getopt's permutation does. Validation messages are the original's.
  */
 import { Command, CommanderError, Option } from 'commander';
-import { readFileSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
 import {
   DEFAULT_CACHE_TIMEOUT_SECONDS,
@@ -16,6 +15,8 @@ import {
   type Config,
 } from '../config.js';
 import { availableMechanismNames } from '../mechanisms/registry.js';
+import { parseListenAddress } from '../metrics/metrics-http.js';
+import { packageVersion } from '../version.js';
 
 export type ParsedCommandLine =
   | { readonly action: 'run'; readonly config: Config }
@@ -40,14 +41,6 @@ export function versionText(): string {
   return `saslauthd ${COMPATIBLE_VERSION} (saslauthd-ts ${packageVersion()})\nauthentication mechanisms: ${availableMechanismNames().join(' ')}\n\n`;
 }
 
-function packageVersion(): string {
-  try {
-    const manifest = new URL('../../../package.json', import.meta.url);
-    return (JSON.parse(readFileSync(manifest, 'utf8')) as { version: string }).version;
-  } catch {
-    return 'unknown';
-  }
-}
 
 export function usageText(): string {
   return `usage: saslauthd [options]
@@ -93,6 +86,11 @@ export function extendedUsageText(): string {
                               when requests wait (default: all, as the original).
   --worker-idle-timeout <ms>  How long such an extra worker may go without a request before
                               it stops (default ${DEFAULT_DEADLINES.workerIdleTimeoutMs}).
+  --log-format <text|json>    json: one JSON object per line on stderr (pino), for log
+                              pipelines; syslog keeps the original's text (default text).
+  --metrics-listen <[host:]port>
+                              Serve OpenMetrics/Prometheus metrics at http://host:port/metrics
+                              (host: 127.0.0.1 unless given; off unless given).
 `;
 }
 
@@ -172,7 +170,16 @@ function buildProgram(): Command {
     .option('--max-jobs-per-worker <n>', '', count('--max-jobs-per-worker', true))
     .option('--max-suspect-checks <n>', '', count('--max-suspect-checks', false))
     .option('--idle-workers <n>', '', count('--idle-workers', false))
-    .option('--worker-idle-timeout <ms>', '', positiveMs('--worker-idle-timeout'));
+    .option('--worker-idle-timeout <ms>', '', positiveMs('--worker-idle-timeout'))
+    .option('--log-format <format>', '', (value: string) => {
+      if (value !== 'text' && value !== 'json') throw new FatalOptionError(`--log-format must be text or json, not ${value}`);
+      return value;
+    })
+    .option('--metrics-listen <address>', '', (value: string) => {
+      const address = parseListenAddress(value);
+      if (!address) throw new FatalOptionError(`--metrics-listen must be [host:]port, not ${value}`);
+      return address;
+    });
 }
 
 interface RawOptions {
@@ -201,6 +208,8 @@ interface RawOptions {
   maxSuspectChecks?: number;
   idleWorkers?: number;
   workerIdleTimeout?: number;
+  logFormat?: 'text' | 'json';
+  metricsListen?: { host: string; port: number };
 }
 
 /** Exit status of a command line the daemon cannot run with (the original exits 0; see README). */
@@ -258,6 +267,8 @@ export function parseCommandLine(argv: readonly string[]): ParsedCommandLine {
       maxSuspectChecks: raw.maxSuspectChecks ?? DEFAULT_LIMITS.maxSuspectChecks,
       maxPerRequestWorkers: DEFAULT_LIMITS.maxPerRequestWorkers,
     },
+    logFormat: raw.logFormat ?? 'text',
+    metricsListen: raw.metricsListen,
   };
   return { action: 'run', config: Object.freeze(config) };
 }

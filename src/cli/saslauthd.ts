@@ -8,7 +8,7 @@
 import '../runtime/harden-process.js';
 import { fileURLToPath } from 'node:url';
 import { parseCommandLine } from './options.js';
-import { createLogger } from '../log/logger.js';
+import { chooseLogFormat, createLogger } from '../log/logger.js';
 import { launchDetached, startupReporter } from '../server/daemonize.js';
 import { startPrimary } from '../server/primary.js';
 import { StartupError } from '../server/run-directory.js';
@@ -23,7 +23,7 @@ async function main(argv: readonly string[]): Promise<number> {
   const reporter = startupReporter();
   if (!config.foreground && !reporter) return launchDetached(fileURLToPath(import.meta.url), argv);
 
-  const log = createLogger({ format: config.debugFormat ? 'foreground' : 'journal', verbose: config.verbose });
+  const log = createLogger({ format: chooseLogFormat(config), verbose: config.verbose });
   try {
     const daemon = await startPrimary(config, log);
     reporter?.ready();

@@ -1,5 +1,6 @@
 /**
- * Logging through pino, rendered in the C saslauthd's text formats:
+ * Logging through pino, rendered in the C saslauthd's text formats (or, with
+ * `--log-format json`, pino's own output: one JSON object per line, with the fields below):
  *   - foreground debug (`-d`): `saslauthd[PID] :message` on stderr, as the original prints;
  *   - otherwise: `<N>message` on stderr, the sd-daemon priority prefix journald reads
  *     (`<3>` error, `<6>` info, `<7>` debug), so a unit with SyslogIdentifier=saslauthd and
@@ -20,19 +21,37 @@ import { createRequire } from 'node:module';
 import type { Logger as PinoLogger, pino as PinoFactory } from 'pino';
 import { SYSLOG_COLUMN, writeSyslog } from '../native/syslog.js';
 
-export type LogFormat = 'foreground' | 'journal';
+/** `json`: pino's own output on stderr (syslog still gets the text). */
+export type LogFormat = 'foreground' | 'journal' | 'json';
+
+/**
+ * What a line is about, for log pipelines (`--log-format json` writes them as JSON keys;
+ * the text formats show them inside the message, as the original does). Values are already
+ * made printable; a password never goes here.
+ */
+export interface LogFields {
+  readonly event?: string;
+  readonly user?: string;
+  readonly service?: string;
+  readonly realm?: string;
+  readonly mechanism?: string;
+  readonly remote?: string;
+  readonly reason?: string;
+  /** How many events a rate-limited summary line stands for. */
+  readonly count?: number;
+}
 
 export interface Logger {
   readonly verbose: boolean;
-  error(message: string): void;
-  info(message: string): void;
+  error(message: string, fields?: LogFields): void;
+  info(message: string, fields?: LogFields): void;
   /** A debug line: written only in verbose mode (`-d`, `-V`). */
-  debug(message: string): void;
+  debug(message: string, fields?: LogFields): void;
   /**
    * A debug-priority line written whatever the verbosity: the few the original sends to
    * syslog unconditionally (auth_pam's `DEBUG: auth_pam: … failed: …`).
    */
-  debugAlways(message: string): void;
+  debugAlways(message: string, fields?: LogFields): void;
 }
 
 export interface LoggerOptions {
@@ -42,6 +61,12 @@ export interface LoggerOptions {
   readonly fd?: number;
   /** Also log to syslog; default: unless stderr is the journal (see stderrIsJournal). */
   readonly syslog?: boolean;
+}
+
+/** `--log-format json` wins; otherwise `-d`'s foreground text or the journal's prefixed text. */
+export function chooseLogFormat(options: { readonly logFormat: 'text' | 'json'; readonly debugFormat: boolean }): LogFormat {
+  if (options.logFormat === 'json') return 'json';
+  return options.debugFormat ? 'foreground' : 'journal';
 }
 
 /** pino's numeric levels mapped to syslog priorities. */
@@ -57,13 +82,16 @@ export function createLogger(options: LoggerOptions): Logger {
   // Lines that journald takes as syslog lines carry the original's syslog text column, so
   // auth.log reads exactly as it did with the C daemon.
   const column = options.format === 'journal' && fd === 2 && journal ? SYSLOG_COLUMN : '';
+  const json = options.format === 'json';
   const destination = {
     write(serialized: string): void {
-      // pino hands over one JSON object per call; render it as the original's text line.
+      // pino hands over one JSON object per call: written as it is (json), or rendered as
+      // the original's text line.
       const { level, msg } = JSON.parse(serialized) as { level: number; msg: string };
       const text = msg.length > MAX_LINE_CHARS ? msg.slice(0, MAX_LINE_CHARS) : msg;
-      const line =
-        options.format === 'foreground'
+      const line = json
+        ? serialized.endsWith('\n') ? serialized : `${serialized}\n`
+        : options.format === 'foreground'
           ? `saslauthd[${process.pid}] :${text}\n`
           : `<${SYSLOG_PRIORITY[level] ?? 6}>${column}${text}\n`;
       try {
@@ -79,22 +107,29 @@ export function createLogger(options: LoggerOptions): Logger {
   let log: PinoLogger | undefined;
   const pinoLogger = (): PinoLogger =>
     (log ??= loadPino()(
-      {
-        level: 'debug', // debug() filters by verbosity itself; debugAlways() must get through
-        base: null,
-        timestamp: false,
-        formatters: { level: (_label, number) => ({ level: number }) },
-      },
+      json
+        ? // pino's defaults (pid, hostname, epoch-ms time, numeric level), plus a name to route by
+          { level: 'debug', name: 'saslauthd' }
+        : {
+            level: 'debug', // debug() filters by verbosity itself; debugAlways() must get through
+            base: null,
+            timestamp: false,
+            formatters: { level: (_label, number) => ({ level: number }) },
+          },
       destination,
     ));
+  const write = (level: 'error' | 'info' | 'debug', message: string, fields: LogFields | undefined): void => {
+    if (fields && json) pinoLogger()[level](fields, message);
+    else pinoLogger()[level](message);
+  };
   return {
     verbose: options.verbose,
-    error: (message) => pinoLogger().error(message),
-    info: (message) => pinoLogger().info(message),
-    debug: (message) => {
-      if (options.verbose) pinoLogger().debug(message);
+    error: (message, fields) => write('error', message, fields),
+    info: (message, fields) => write('info', message, fields),
+    debug: (message, fields) => {
+      if (options.verbose) write('debug', message, fields);
     },
-    debugAlways: (message) => pinoLogger().debug(message),
+    debugAlways: (message, fields) => write('debug', message, fields),
   };
 }
 

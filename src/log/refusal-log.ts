@@ -10,20 +10,20 @@ import { RateLimitedReport } from './rate-limited-report.js';
 /** At most one line per kind per this period. */
 const PERIOD_MS = 1_000;
 
-export class RefusalLog {
-  private readonly kinds = new Map<string, { report: RateLimitedReport; last: string }>();
+export class RefusalLog<Line = string> {
+  private readonly kinds = new Map<string, { report: RateLimitedReport; last: Line }>();
 
   /**
    * @param write writes one line
    * @param render the line for one event, or for `count` events whose last one is `detail`
    */
   constructor(
-    private readonly write: (line: string) => void,
+    private readonly write: (line: Line) => void,
     private readonly periodMs: number = PERIOD_MS,
   ) {}
 
   /** One refusal of `kind`; `single` is its own line, `summary(count)` the tally's. */
-  note(kind: string, single: string, summary: (count: number, last: string) => string): void {
+  note(kind: string, single: Line, summary: (count: number, last: Line) => Line): void {
     let entry = this.kinds.get(kind);
     if (!entry) {
       const created = {

@@ -13,7 +13,9 @@
  */
 import { REPLY, cString, type WireRequest } from '../protocol/codec.js';
 import { printable, type Logger } from '../log/logger.js';
+import { authLine, fieldText, type AuthLine, type RequestFields } from '../log/auth-line.js';
 import { RefusalLog } from '../log/refusal-log.js';
+import type { RequestMetrics, RequestResult } from '../metrics/request-metrics.js';
 import { monotonicMs } from '../runtime/monotonic-clock.js';
 import { POOL_REPLY, type JobLane, type JobOutcome, type PoolJob } from '../workers/pool.js';
 import { RepeatFailures } from './repeat-failures.js';
@@ -35,17 +37,24 @@ export interface AuthenticatorOptions {
   readonly jobTimeoutMs: number;
   /** `-c`: the credential cache, consulted before the mechanism. */
   readonly cache?: CredentialCache | undefined;
+  /** Counts every answer by result and service, with its latency (metrics). */
+  readonly metrics?: RequestMetrics | undefined;
+}
+
+/** How the request being answered ended; set by whichever step answers it. */
+interface Tally {
+  result: RequestResult;
 }
 
 export class Authenticator {
-  private counters = { ok: 0, no: 0 };
+  private counters = { ok: 0, no: 0, notChecked: 0 };
   private readonly repeatFailures = new RepeatFailures();
   private readonly delays = new FailureDelays();
   private readonly digest = new KeyedDigest();
-  private readonly refusals: RefusalLog;
+  private readonly refusals: RefusalLog<AuthLine>;
 
   constructor(private readonly options: AuthenticatorOptions) {
-    this.refusals = new RefusalLog((line) => options.log.error(line));
+    this.refusals = new RefusalLog<AuthLine>((line) => options.log.error(line.text, line.fields));
   }
 
   /** Shutdown: answer the clients that wait out a failure delay or a turn now, rather than not at all. */
@@ -54,8 +63,14 @@ export class Authenticator {
     this.delays.cutAll();
   }
 
-  get stats(): { ok: number; no: number } {
-    return { ...this.counters };
+  /** Replies so far: `no` counts every NO, `notChecked` those the daemon gave itself. */
+  get stats(): { ok: number; no: number; notChecked: number } {
+    return { ok: this.counters.ok, no: this.counters.no + this.counters.notChecked, notChecked: this.counters.notChecked };
+  }
+
+  /** Replies that wait out a failure delay now. */
+  get pendingFailureDelays(): number {
+    return this.delays.pending;
   }
 
   /**
@@ -64,24 +79,39 @@ export class Authenticator {
    */
   async authenticate(request: WireRequest): Promise<string> {
     const startedAt = monotonicMs();
+    const tally: Tally = { result: 'no' };
+    try {
+      return await this.answer(request, startedAt, tally);
+    } finally {
+      // What the client got, when it got it (a check that outlives the request's deadline
+      // has been counted `not_checked` already).
+      this.options.metrics?.record(tally.result, cString(request.service), monotonicMs() - startedAt);
+    }
+  }
+
+  private async answer(request: WireRequest, startedAt: number, tally: Tally): Promise<string> {
     const password = cString(request.password);
     /** False while a check that outlived its client's deadline still needs the password. */
     let wipeNow = true;
     try {
       const login = cString(request.login);
-      if (login.length === 0) return this.refuse(REPLY.nullLogin, 'NULL login received');
-      if (password.length === 0) return this.refuse(REPLY.nullPassword, 'NULL password received');
+      if (login.length === 0) return this.refuse(REPLY.nullLogin, 'NULL login received', tally);
+      if (password.length === 0) return this.refuse(REPLY.nullPassword, 'NULL password received', tally);
       const service = cString(request.service);
       const realm = cString(request.realm);
       const user =
         this.options.appendRealm && realm.length > 0 ? Buffer.concat([login, Buffer.from('@'), realm]) : login;
       const remoteHost = clientHost(request.clientAddress);
       // Rendered only for a line that is written: most requests log nothing without -d/-V.
-      const remote = (): string => (remoteHost.length > 0 ? ` [remote=${printable(remoteHost)}]` : '');
-      const fields = (): string => `[user=${printable(user)}] [service=${printable(service)}] [realm=${printable(realm)}]${remote()}`;
+      const fields = (): RequestFields => ({
+        user: fieldText(user),
+        service: fieldText(service),
+        realm: fieldText(realm),
+        remote: fieldText(remoteHost),
+      });
       const cache = this.options.cache;
       const key = { user, realm, service, remote: remoteHost };
-      if (cache && this.answeredFromCache(cache, key, password, fields)) return 'OK';
+      if (cache && this.answeredFromCache(cache, key, password, fields, tally)) return 'OK';
 
       // The login is the account the mechanism checks: the user after -r, never the realm on
       // its own (PAM ignores it: a new realm per guess must not make a new login).
@@ -89,19 +119,19 @@ export class Authenticator {
         { login: this.digest.of(user), credential: this.digest.of(user, password), password: this.digest.of(password) },
         this.options.jobTimeoutMs,
       );
-      if (!admission.granted) return this.notChecked(refusalReply(admission), fields, admission);
+      if (!admission.granted) return this.notChecked(refusalReply(admission), fields, tally, admission);
       const { turn } = admission;
       // The same credentials may have been checked while this request waited for its turn.
-      if (cache && turn.waited && this.answeredFromCache(cache, key, password, fields)) {
+      if (cache && turn.waited && this.answeredFromCache(cache, key, password, fields, tally)) {
         turn.finish('unchecked');
         return 'OK';
       }
       const timeLeft = this.options.jobTimeoutMs - (monotonicMs() - startedAt);
       if (timeLeft <= 0) {
         turn.finish('unchecked');
-        return this.notChecked(POOL_REPLY.timeout, fields);
+        return this.notChecked(POOL_REPLY.timeout, fields, tally);
       }
-      const checked = this.check({ login: user, password, service, realm, remoteHost }, key, fields).then((outcome) => {
+      const checked = this.check({ login: user, password, service, realm, remoteHost }, key, fields, tally).then((outcome) => {
         turn.finish(outcome.result); // the login's next check waits for this one, and its delay
         return outcome;
       });
@@ -112,14 +142,19 @@ export class Authenticator {
       if (onTime) return onTime.text;
       wipeNow = false;
       void checked.finally(() => request.password.fill(0));
-      return this.notChecked(POOL_REPLY.timeout, fields);
+      return this.notChecked(POOL_REPLY.timeout, fields, tally);
     } finally {
       if (wipeNow) request.password.fill(0);
     }
   }
 
   /** One check by the mechanism, and what follows from its answer (cache, memory, log, delay). */
-  private async check(job: PoolJob, key: CacheKeyParts, fields: () => string): Promise<{ text: string; result: CheckResult }> {
+  private async check(
+    job: PoolJob,
+    key: CacheKeyParts,
+    fields: () => RequestFields,
+    tally: Tally,
+  ): Promise<{ text: string; result: CheckResult }> {
     const { cache, log, mechanism } = this.options;
     const repeat = this.repeatFailures.isRepeat(key, job.password);
     const generation = cache?.generation;
@@ -133,21 +168,27 @@ export class Authenticator {
       // Busy, timed out, worker died, shutting down: nothing was learnt about these
       // credentials, so neither the cache nor the repeat list changes, and the line is not
       // an `auth failure:` (fail2ban must not ban a user for the daemon's trouble).
-      return { text: this.notChecked(reply, fields), result: 'unchecked' };
+      return { text: this.notChecked(reply, fields, tally), result: 'unchecked' };
     }
     let result: CheckResult;
     if (reply.startsWith('OK')) {
       cache?.remember(key, job.password, generation);
       if (repeat) this.repeatFailures.recordSuccess(key, job.password);
       this.counters.ok++;
-      if (log.verbose) log.debug(`auth success: ${fields()} [mech=${mechanism}]`);
+      tally.result = 'ok';
+      if (log.verbose) {
+        const line = authLine('auth success', fields(), mechanism);
+        log.debug(line.text, line.fields);
+      }
       result = 'success';
     } else {
       cache?.forget(key); // a changed password stops the old one now, not at expiry
       this.repeatFailures.recordFailure(key, job.password);
       this.counters.no++;
+      tally.result = 'no';
       const reason = reply.length > 3 ? reply.slice(3) : 'Unknown';
-      log.info(`auth failure: ${fields()} [mech=${mechanism}] [reason=${reason}]`);
+      const line = authLine('auth failure', fields(), mechanism, reason);
+      log.info(line.text, line.fields);
       // PAM asked for a delay after this failure; it is served here, to this client only,
       // while the worker is already free for the next job. The login's turn lasts until
       // then: its next check starts only after the delay (login-scheduler.ts). A module
@@ -160,34 +201,48 @@ export class Authenticator {
   }
 
   /** A NO from the daemon itself: counted, logged at most once a second per reason. */
-  private notChecked(reply: string, fields: () => string, refusal?: Refusal): string {
-    this.counters.no++;
+  private notChecked(reply: string, fields: () => RequestFields, tally: Tally, refusal?: Refusal): string {
+    this.counters.notChecked++;
+    tally.result = 'not_checked';
     const reason = reply.slice(3);
-    const mechanism = this.options.mechanism;
-    const line = `auth not checked: ${fields()} [mech=${mechanism}] [reason=${reason}]`;
+    const line = authLine('auth not checked', fields(), this.options.mechanism, reason);
     if (refusal && (refusal.reason === 'busy' || refusal.reason === 'login-busy')) {
       const why = refusal.reason === 'busy' ? `${refusal.limit} waiting` : `${refusal.limit} waiting for a login that just failed`;
       this.refusals.note(
         `queue:${refusal.reason}`,
-        `job queue full (${why}): request refused; ${line}`,
-        (count, last) => `job queue full (${why}): ${count} requests refused, the last: ${last.slice(last.indexOf('auth not checked'))}`,
+        { text: `job queue full (${why}): request refused; ${line.text}`, fields: line.fields },
+        (count, last) => ({
+          text: `job queue full (${why}): ${count} requests refused, the last: ${last.text.slice(last.text.indexOf('auth not checked'))}`,
+          fields: { ...last.fields, count },
+        }),
       );
     } else {
-      this.refusals.note(reason, line, (count, last) => `auth not checked: ${count} requests [reason=${reason}], the last: ${last.slice(18)}`);
+      this.refusals.note(reason, line, (count, last) => ({
+        text: `auth not checked: ${count} requests [reason=${reason}], the last: ${last.text.slice(18)}`,
+        fields: { ...last.fields, count },
+      }));
     }
     return reply;
   }
 
   /** A cache hit answers `OK` without the mechanism (the original's semantics, and log lines). */
-  private answeredFromCache(cache: CredentialCache, key: CacheKeyParts, password: Buffer, fields: () => string): boolean {
+  private answeredFromCache(
+    cache: CredentialCache,
+    key: CacheKeyParts,
+    password: Buffer,
+    fields: () => RequestFields,
+    tally: Tally,
+  ): boolean {
     const found = cache.lookup(key, password);
     const verbose = this.options.log.verbose;
     const where = (): string => `[login=${printable(key.user)}] [service=${printable(key.service)}] [realm=${printable(key.realm)}]`;
     if (found === 'hit') {
       this.counters.ok++;
+      tally.result = 'ok';
       if (verbose) {
         this.options.log.debug(`${where()}: found with valid passwd`);
-        this.options.log.debug(`auth success (cached): ${fields()}`);
+        const line = authLine('auth success (cached)', fields());
+        this.options.log.debug(line.text, line.fields);
         this.options.log.debug('response: OK');
       }
       return true;
@@ -198,8 +253,9 @@ export class Authenticator {
     return false;
   }
 
-  private refuse(reply: string, logText: string): string {
+  private refuse(reply: string, logText: string, tally: Tally): string {
     this.counters.no++;
+    tally.result = 'no';
     this.options.log.error(logText);
     return reply;
   }

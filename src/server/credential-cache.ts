@@ -48,6 +48,20 @@ export interface CacheKeyParts {
 interface Entry {
   readonly mac: Buffer;
   readonly storedAt: number;
+  /** Whose entry it is, for flushUser(). */
+  readonly user: Buffer;
+  readonly realm: Buffer;
+  readonly service: Buffer;
+}
+
+/**
+ * Which entries `saslauthdctl flush --user` removes: those of `user` (as the mechanism saw
+ * it: with `-r`, `login@realm` matches too), optionally only for one realm and one service.
+ */
+export interface UserFilter {
+  readonly user: Buffer;
+  readonly realm?: Buffer | undefined;
+  readonly service?: Buffer | undefined;
 }
 
 export type LookupResult = 'hit' | 'miss' | 'mismatch' | 'uncacheable';
@@ -115,7 +129,9 @@ export class CredentialCache {
       const oldest = this.entries.keys().next().value;
       if (oldest !== undefined) this.entries.delete(oldest);
     }
-    this.entries.set(key, { mac: this.mac(password), storedAt: this.now() });
+    // Copies: the parts may be views of a connection's buffer that is reused.
+    const [user, realm, service] = [Buffer.from(parts.user), Buffer.from(parts.realm), Buffer.from(parts.service)];
+    this.entries.set(key, { mac: this.mac(password), storedAt: this.now(), user, realm, service });
   }
 
   /** After a failed mechanism check: the old credentials must not keep working. */
@@ -132,6 +148,21 @@ export class CredentialCache {
     return dropped;
   }
 
+  /**
+   * Removes one user's entries (every client host); returns how many. Like flush(), a check
+   * already running does not put its result back.
+   */
+  flushUser(filter: UserFilter): number {
+    this.flushes++;
+    let dropped = 0;
+    for (const [key, entry] of this.entries) {
+      if (!entryMatches(entry, filter)) continue;
+      this.entries.delete(key);
+      dropped++;
+    }
+    return dropped;
+  }
+
   stats(): CacheStats {
     return { entries: this.entries.size, capacity: this.capacity, ...this.counters };
   }
@@ -139,6 +170,15 @@ export class CredentialCache {
   private mac(password: Buffer): Buffer {
     return createHmac('sha256', this.hmacKey).update(password).digest();
   }
+}
+
+function entryMatches(entry: Entry, { user, realm, service }: UserFilter): boolean {
+  if (realm !== undefined && !entry.realm.equals(realm)) return false;
+  if (service !== undefined && !entry.service.equals(service)) return false;
+  if (entry.user.equals(user)) return true;
+  // -r: the entry's user is login@realm
+  const suffix = entry.realm.length > 0 ? Buffer.concat([Buffer.from('@'), entry.realm]) : undefined;
+  return suffix !== undefined && entry.user.length === user.length + suffix.length && entry.user.subarray(0, user.length).equals(user) && entry.user.subarray(user.length).equals(suffix);
 }
 
 /** An unambiguous map key: each part length-prefixed; undefined when too long to cache. */

@@ -19,6 +19,8 @@ const REFUSAL_LOG_PERIOD_MS = 1_000;
 
 export class FrontDoor {
   readonly open = new Set<ClientConnection>();
+  /** Connections answered `NO server busy` (or closed, in a flood) because too many were open. */
+  refused = 0;
   private answering = 0;
   /** Refused connections still draining. */
   private readonly refusing = new Set<ClientConnection>();
@@ -55,6 +57,7 @@ export class FrontDoor {
   accept(fd: number): void {
     const limit = this.config.limits.maxConnections;
     if (this.open.size >= limit) {
+      this.refused++;
       if (this.refusing.size >= limit) {
         closeFd(fd); // a flood: refusals are bounded too, so descriptors stay bounded
       } else {

@@ -9,14 +9,19 @@
 import { lstatSync, unlinkSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Config } from '../config.js';
-import type { Logger } from '../log/logger.js';
+import { chooseLogFormat, type Logger } from '../log/logger.js';
+import { packageVersion } from '../version.js';
+import { Operations } from '../control/operations.js';
+import { listenForControl } from '../control/control-server.js';
+import { controlSocketPath } from '../control/protocol.js';
+import { RequestMetrics } from '../metrics/request-metrics.js';
+import { formatAddress, listenForMetrics, type MetricsListener } from '../metrics/metrics-http.js';
 import { findMechanism } from '../mechanisms/registry.js';
 import { notifySystemd } from '../native/systemd.js';
 import { WorkerPool } from '../workers/pool.js';
 import { Authenticator } from './authenticator.js';
 import { CredentialCache } from './credential-cache.js';
 import { LoginScheduler } from './login-scheduler.js';
-import { statusLine } from './status.js';
 import { FrontDoor } from './front-door.js';
 import { acquireInstanceLock, type InstanceLock } from './instance-lock.js';
 import { listenOnSocket, type Listener } from './listener.js';
@@ -75,7 +80,7 @@ export async function startPrimary(config: Config, log: Logger): Promise<Running
         mechOption: config.mechOption,
         jobTimeoutMs: config.deadlines.jobTimeoutMs,
         verbose: config.verbose,
-        logFormat: config.debugFormat ? 'foreground' : 'journal',
+        logFormat: chooseLogFormat(config),
       },
       jobTimeoutMs: config.deadlines.jobTimeoutMs,
       maxQueuedJobs: config.limits.maxQueuedJobs,
@@ -98,16 +103,41 @@ export async function startPrimary(config: Config, log: Logger): Promise<Running
       log.debug(`cache table: ${cache.capacity} entries (HMAC-SHA256 under a per-start key, in memory)`);
       log.debug(`timeout    : ${config.cache.timeoutSeconds} seconds`);
     }
+    const scheduler = new LoginScheduler({ maxSuspectChecks: config.limits.maxSuspectChecks, maxWaiting: config.limits.maxQueuedJobs });
+    const metrics = new RequestMetrics();
     const authenticator = new Authenticator({
       mechanism: factory.name,
       appendRealm: config.appendRealm,
       log,
       runJob: (job, lane) => pool.submit(job, lane),
-      scheduler: new LoginScheduler({ maxSuspectChecks: config.limits.maxSuspectChecks, maxWaiting: config.limits.maxQueuedJobs }),
+      scheduler,
       jobTimeoutMs: config.deadlines.jobTimeoutMs,
       cache,
+      metrics,
     });
     const front = new FrontDoor(config, log, authenticator, poller);
+    let stopping = false;
+    const operations = new Operations({
+      version: packageVersion(),
+      mechanism: factory.name,
+      pool,
+      authenticator,
+      scheduler,
+      front,
+      cache,
+      metrics,
+      log,
+      stopping: () => stopping,
+    });
+    // The admin's doors open before the clients' one: a failure leaves no socket behind.
+    const control = await listenForControl(controlSocketPath(files.directory), operations, log);
+    cleanups.push(() => control.close());
+    let metricsListener: MetricsListener | undefined;
+    if (config.metricsListen) {
+      metricsListener = await listenForMetrics(config.metricsListen, (format) => operations.metricsText(format), log);
+      cleanups.push(() => metricsListener?.close());
+      log.info(`metrics on http://${formatAddress(metricsListener.address)}/metrics`);
+    }
     const server = await listenOnSocket(
       files.socket,
       poller,
@@ -123,12 +153,13 @@ export async function startPrimary(config: Config, log: Logger): Promise<Running
     cleanups.length = 0;
 
     const exited = new Promise<number>((resolve) => {
-      let stopping = false;
       const stop = (signal: string): void => {
         if (stopping) return;
         stopping = true;
         notifySystemd({ STOPPING: 1, STATUS: `${signal} received: shutting down` });
         log.debug(`${signal} received: shutting down`);
+        control.close(); // no commands to a daemon that is going away; the file goes now
+        metricsListener?.close();
         void shutdown(server, poller, front, authenticator, pool, lock, files, config, log).then(resolve);
       };
       // The real handlers replace the early ones (runtime/harden-process.ts); a signal that
@@ -136,23 +167,9 @@ export async function startPrimary(config: Config, log: Logger): Promise<Running
       takeOverSignals({
         SIGTERM: () => stop('SIGTERM'),
         SIGINT: () => stop('SIGINT'),
-        // SIGHUP: forget cached credentials and start fresh workers (PAM modules are loaded
-        // once per worker, so a changed PAM configuration or an upgraded module applies now).
-        SIGHUP: () => {
-          if (stopping) return; // no fresh workers for a daemon that is going away
-          const flushed = cache ? `credential cache flushed (${cache.flush()} entries), ` : '';
-          log.info(`SIGHUP received: ${flushed}${pool.recycle()} workers recycled`);
-        },
-        SIGUSR1: () =>
-          log.info(
-            statusLine({
-              pool: pool.stats(),
-              requests: authenticator.stats,
-              connections: front.open.size,
-              cache: cache?.stats(),
-              uptimeSeconds: process.uptime(),
-            }),
-          ),
+        // SIGHUP: forget cached credentials and start fresh workers (control/operations.ts).
+        SIGHUP: () => void operations.reload('SIGHUP received'),
+        SIGUSR1: () => log.info(operations.statusLine()),
         SIGUSR2: () => {},
       });
     });

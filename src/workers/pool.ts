@@ -69,11 +69,23 @@ export interface PoolOptions {
 export interface PoolStats {
   readonly workers: number;
   readonly busy: number;
+  /** Ready and without a job. */
+  readonly idle: number;
   readonly queued: number;
   /** Workers started after the initial pool: replacements, recycling, `-n 0` workers. */
   readonly respawns: number;
+  /** Every worker started since the daemon started (the initial pool included). */
+  readonly starts: number;
   readonly timeouts: number;
   readonly crashes: number;
+}
+
+/** One worker as `saslauthdctl status` shows it. */
+export interface WorkerState {
+  readonly pid: number;
+  readonly state: 'starting' | 'idle' | 'busy' | 'retiring';
+  readonly jobsDone: number;
+  readonly uptimeSeconds: number;
 }
 
 /** Replies for jobs the pool itself has to answer. Clients only look at `NO`. */
@@ -110,6 +122,8 @@ interface Slot {
   recycleAfterJob: boolean;
   /** monotonicMs() when it last became idle. */
   idleSince: number;
+  /** monotonicMs() when it was started. */
+  readonly startedAt: number;
 }
 
 interface QueuedJob {
@@ -136,7 +150,7 @@ export class WorkerPool {
   private idleSweepTimer: NodeJS.Timeout | undefined;
   private whenIdle: (() => void) | undefined;
   private readonly settingsJson: string;
-  private counters = { respawns: 0, timeouts: 0, crashes: 0 };
+  private counters = { respawns: 0, starts: 0, timeouts: 0, crashes: 0 };
   private readonly maxQueuedRepeats: number;
   /** Until the first worker is ready, no other is started (see start()). */
   private starting = false;
@@ -272,7 +286,18 @@ export class WorkerPool {
   stats(): PoolStats {
     let busy = 0;
     for (const slot of this.slots) if (slot.state === 'busy') busy++;
-    return { workers: this.slots.size, busy, queued: this.queue.length + this.repeatQueue.length, ...this.counters };
+    const queued = this.queue.length + this.repeatQueue.length;
+    return { workers: this.slots.size, busy, idle: this.idle.length, queued, ...this.counters };
+  }
+
+  workerStates(): WorkerState[] {
+    const now = monotonicMs();
+    return [...this.slots].map((slot) => ({
+      pid: slot.worker.pid,
+      state: slot.state,
+      jobsDone: slot.jobsDone,
+      uptimeSeconds: Math.floor((now - slot.startedAt) / 1000),
+    }));
   }
 
   /**
@@ -401,8 +426,9 @@ export class WorkerPool {
   private spawn(): Slot {
     if (this.initialSpawnsLeft > 0) this.initialSpawnsLeft--;
     else this.counters.respawns++;
+    this.counters.starts++;
     const worker = new WorkerProcess(this.options.workerScript, this.settingsJson, this.options.poller);
-    const slot: Slot = { worker, state: 'starting', job: undefined, jobsDone: 0, recycleAfterJob: false, idleSince: 0 };
+    const slot: Slot = { worker, state: 'starting', job: undefined, jobsDone: 0, recycleAfterJob: false, idleSince: 0, startedAt: monotonicMs() };
     this.slots.add(slot);
     let ready = false;
     const startTimer = setTimeout(() => {

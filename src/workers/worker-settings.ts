@@ -23,6 +23,6 @@ export function parseWorkerSettings(text: string | undefined): WorkerSettings {
     mechOption: typeof parsed.mechOption === 'string' ? parsed.mechOption : undefined,
     ...(typeof parsed.jobTimeoutMs === 'number' ? { jobTimeoutMs: parsed.jobTimeoutMs } : {}),
     verbose: parsed.verbose === true,
-    logFormat: parsed.logFormat === 'foreground' ? 'foreground' : 'journal',
+    logFormat: parsed.logFormat === 'foreground' || parsed.logFormat === 'json' ? parsed.logFormat : 'journal',
   };
 }

@@ -16,3 +16,4 @@ export const PAM_EXEC_MODULE = '/usr/lib/x86_64-linux-gnu/security/pam_exec.so';
 export const PAM_PERMIT_MODULE = '/usr/lib/x86_64-linux-gnu/security/pam_permit.so';
 export const PAM_SUCCEED_IF_MODULE = '/usr/lib/x86_64-linux-gnu/security/pam_succeed_if.so';
 export const PAM_FAILDELAY_MODULE = '/usr/lib/x86_64-linux-gnu/security/pam_faildelay.so';
+export const SASLAUTHDCTL_JS = fileURLToPath(new URL('../../src/cli/saslauthdctl.js', import.meta.url));
