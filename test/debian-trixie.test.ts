@@ -14,6 +14,7 @@ import { spawnSync } from 'node:child_process';
 import { basename, join } from 'node:path';
 import { TrixieMachine, trixieDeb } from './helpers/trixie-machine.js';
 import { releasedDeb } from './helpers/debian-package.js';
+import { sendmailMc } from './helpers/sendmail-config.js';
 
 const isRoot = process.getuid?.() === 0;
 const skip = !isRoot && 'needs root (debootstrap, systemd-nspawn)';
@@ -216,31 +217,15 @@ test('an instance from /etc/default/saslauthd-NAME starts and stops with saslaut
 
 /** The seed's sendmail.mc (see test/sendmail-submission.test.ts), in the container's /root/sm. */
 const SENDMAIL_DIR = '/root/sm';
-const SENDMAIL_MC = `divert(-1)dnl
-divert(0)dnl
-define(\`_USE_ETC_MAIL_')dnl
-include(\`/usr/share/sendmail/cf/m4/cf.m4')dnl
-OSTYPE(\`debian')dnl
-DOMAIN(\`debian-mta')dnl
-undefine(\`confHOST_STATUS_DIRECTORY')dnl
-FEATURE(\`no_default_msa')dnl
-define(\`confDOMAIN_NAME', \`sts.localdomain')dnl
-define(\`confPID_FILE', \`${SENDMAIL_DIR}/sendmail.pid')dnl
-define(\`QUEUE_DIR', \`${SENDMAIL_DIR}/mqueue')dnl
-define(\`confDELIVERY_MODE', \`queueonly')dnl
-define(\`confSERVICE_SWITCH_FILE', \`${SENDMAIL_DIR}/service.switch')dnl
-DAEMON_OPTIONS(\`Family=inet, Name=MTA-v4, Port=25, Addr=127.0.0.1, M=A')dnl
-DAEMON_OPTIONS(\`Family=inet, Name=MSP-v4, Port=587, Addr=127.0.0.1, M=Ea')dnl
-define(\`confAUTH_OPTIONS', \`p y')dnl
-include(\`/etc/mail/sasl/sasl.m4')dnl
-include(\`/etc/mail/tls/starttls.m4')dnl
-define(\`confSERVER_CERT', \`${SENDMAIL_DIR}/cert.pem')dnl
-define(\`confSERVER_KEY', \`${SENDMAIL_DIR}/key.pem')dnl
-define(\`confCACERT', \`${SENDMAIL_DIR}/cert.pem')dnl
-MAILER_DEFINITIONS
-MAILER(\`local')dnl
-MAILER(\`smtp')dnl
-`;
+const SENDMAIL_MC = sendmailMc({
+  directory: SENDMAIL_DIR,
+  listeners: [
+    { name: 'MTA-v4', port: 25, modifiers: 'A' },
+    { name: 'MSP-v4', port: 587, modifiers: 'Ea' },
+  ],
+  authOptions: 'p y',
+  tls: { cert: `${SENDMAIL_DIR}/cert.pem`, key: `${SENDMAIL_DIR}/key.pem` },
+});
 
 function swaks(...args: string[]): { status: number | null; output: string } {
   const result = machine.run('swaks', '--server', '127.0.0.1', '--port', '587', '--timeout', '30', ...args);

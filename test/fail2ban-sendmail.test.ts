@@ -17,7 +17,6 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { Daemon } from './helpers/daemon.js';
@@ -27,6 +26,7 @@ import { PamFixture } from './helpers/pam-fixture.js';
 import { privateDevLog } from './helpers/private-dev-log.js';
 import { eventually } from './helpers/processes.js';
 import { assertNoSecretsLogged } from './helpers/secrets.js';
+import { sendmailMc, waitForTcpPort } from './helpers/sendmail-config.js';
 
 const isRoot = process.getuid?.() === 0;
 const skip = !isRoot && 'needs root (mount namespaces, sendmail)';
@@ -43,47 +43,6 @@ let listener: DatagramListener;
 let pam: PamFixture;
 let daemon: Daemon;
 let logFile: string;
-
-async function waitForPort(port: number): Promise<void> {
-  const deadline = Date.now() + PORT_DEADLINE_MS;
-  for (;;) {
-    const open = await new Promise<boolean>((resolve) => {
-      const socket = connect({ host: '127.0.0.1', port });
-      socket.on('connect', () => {
-        socket.destroy();
-        resolve(true);
-      });
-      socket.on('error', () => resolve(false));
-    });
-    if (open) return;
-    if (Date.now() > deadline) throw new Error(`sendmail does not listen on 127.0.0.1:${port}`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-}
-
-/** A minimal submission-only sendmail: AUTH required (M=Ea), plaintext AUTH allowed without TLS. */
-function sendmailMc(): string {
-  return `divert(-1)dnl
-divert(0)dnl
-define(\`_USE_ETC_MAIL_')dnl
-include(\`/usr/share/sendmail/cf/m4/cf.m4')dnl
-OSTYPE(\`debian')dnl
-DOMAIN(\`debian-mta')dnl
-undefine(\`confHOST_STATUS_DIRECTORY')dnl
-FEATURE(\`no_default_msa')dnl
-define(\`confDOMAIN_NAME', \`sts.localdomain')dnl
-define(\`confPID_FILE', \`${scratch}/sendmail.pid')dnl
-define(\`QUEUE_DIR', \`${scratch}/mqueue')dnl
-define(\`confDELIVERY_MODE', \`queueonly')dnl
-define(\`confSERVICE_SWITCH_FILE', \`${scratch}/service.switch')dnl
-DAEMON_OPTIONS(\`Family=inet, Name=MSP-v4, Port=${SUBMISSION_PORT}, Addr=127.0.0.1, M=Ea')dnl
-include(\`/etc/mail/sasl/sasl.m4')dnl
-define(\`confAUTH_OPTIONS', \`A')dnl
-MAILER_DEFINITIONS
-MAILER(\`local')dnl
-MAILER(\`smtp')dnl
-`;
-}
 
 function swaks(mechanism: string, user: string, password: string): { status: number | null; output: string } {
   const result = spawnSync(
@@ -103,7 +62,11 @@ before(async () => {
   daemon = await Daemon.start({ env: { ...pam.env, ...daemonLog.env }, wrap: daemonLog.prefix, args: ['-n', '1'] });
 
   mkdirSync(join(scratch, 'mqueue'), { mode: 0o700 });
-  writeFileSync(join(scratch, 'sendmail.mc'), sendmailMc());
+  // A minimal submission-only sendmail: AUTH required (M=Ea), plaintext AUTH allowed without TLS.
+  writeFileSync(
+    join(scratch, 'sendmail.mc'),
+    sendmailMc({ directory: scratch, listeners: [{ name: 'MSP-v4', port: SUBMISSION_PORT, modifiers: 'Ea' }], authOptions: 'A' }),
+  );
   writeFileSync(join(scratch, 'sendmail.cf'), execFileSync('m4', [join(scratch, 'sendmail.mc')]));
   writeFileSync(join(scratch, 'Sendmail.conf'), `pwcheck_method: saslauthd\nmech_list: PLAIN LOGIN\nsaslauthd_path: ${daemon.socket}\n`);
   // Name lookups stay on this machine (sendmail resolves its own name at startup).
@@ -127,7 +90,7 @@ before(async () => {
     { env: { ...process.env, ...sendmailLog.env }, encoding: 'utf8', timeout: 60_000 },
   );
   assert.equal(sendmail.status, 0, `${sendmail.stdout}${sendmail.stderr}`);
-  await waitForPort(SUBMISSION_PORT);
+  await waitForTcpPort(SUBMISSION_PORT, PORT_DEADLINE_MS);
 
   const ok = swaks('PLAIN', 'alice', GOOD);
   assert.equal(ok.status, 0, ok.output);

@@ -17,7 +17,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { connect, createServer } from 'node:net';
+import { createServer } from 'node:net';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { debPackage, PACKAGE } from './helpers/debian-package.js';
@@ -35,6 +35,7 @@ import {
   runWithServicesAllowed,
 } from './helpers/installed-daemon.js';
 import { privateDevLog } from './helpers/private-dev-log.js';
+import { sendmailMc, waitForTcpPort } from './helpers/sendmail-config.js';
 
 const isRoot = process.getuid?.() === 0;
 const skip = !isRoot && 'needs root (installs the package, runs sendmail)';
@@ -59,52 +60,6 @@ function freePort(): Promise<number> {
     });
     server.on('error', reject);
   });
-}
-
-async function waitForPort(port: number, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const open = await new Promise<boolean>((resolve) => {
-      const socket = connect({ host: '127.0.0.1', port });
-      socket.on('connect', () => {
-        socket.destroy();
-        resolve(true);
-      });
-      socket.on('error', () => resolve(false));
-    });
-    if (open) return;
-    if (Date.now() > deadline) throw new Error(`nothing listens on 127.0.0.1:${port}`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-}
-
-/** The admin's sendmail.mc: Debian's, with the howto's additions, on loopback test ports. */
-function sendmailMc(): string {
-  return `divert(-1)dnl
-divert(0)dnl
-define(\`_USE_ETC_MAIL_')dnl
-include(\`/usr/share/sendmail/cf/m4/cf.m4')dnl
-OSTYPE(\`debian')dnl
-DOMAIN(\`debian-mta')dnl
-undefine(\`confHOST_STATUS_DIRECTORY')dnl
-FEATURE(\`no_default_msa')dnl
-define(\`confDOMAIN_NAME', \`sts.localdomain')dnl
-define(\`confPID_FILE', \`${scratch}/sendmail.pid')dnl
-define(\`QUEUE_DIR', \`${scratch}/mqueue')dnl
-define(\`confDELIVERY_MODE', \`queueonly')dnl
-define(\`confSERVICE_SWITCH_FILE', \`${scratch}/service.switch')dnl
-DAEMON_OPTIONS(\`Family=inet, Name=MTA-v4, Port=${mtaPort}, Addr=127.0.0.1, M=A')dnl
-DAEMON_OPTIONS(\`Family=inet, Name=MSP-v4, Port=${submissionPort}, Addr=127.0.0.1, M=Ea')dnl
-define(\`confAUTH_OPTIONS', \`p y')dnl
-include(\`/etc/mail/sasl/sasl.m4')dnl
-include(\`/etc/mail/tls/starttls.m4')dnl
-define(\`confSERVER_CERT', \`${scratch}/cert.pem')dnl
-define(\`confSERVER_KEY', \`${scratch}/key.pem')dnl
-define(\`confCACERT', \`${scratch}/cert.pem')dnl
-MAILER_DEFINITIONS
-MAILER(\`local')dnl
-MAILER(\`smtp')dnl
-`;
 }
 
 /** swaks against the submission (or another) port; returns its exit status and transcript. */
@@ -153,7 +108,18 @@ before(async () => {
   mkdirSync(join(scratch, 'mqueue'), { mode: 0o700 });
   execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=sts.localdomain',
     '-keyout', join(scratch, 'key.pem'), '-out', join(scratch, 'cert.pem')], { stdio: 'ignore' });
-  writeFileSync(join(scratch, 'sendmail.mc'), sendmailMc());
+  writeFileSync(
+    join(scratch, 'sendmail.mc'),
+    sendmailMc({
+      directory: scratch,
+      listeners: [
+        { name: 'MTA-v4', port: mtaPort, modifiers: 'A' },
+        { name: 'MSP-v4', port: submissionPort, modifiers: 'Ea' },
+      ],
+      authOptions: 'p y',
+      tls: { cert: `${scratch}/cert.pem`, key: `${scratch}/key.pem` },
+    }),
+  );
   writeFileSync(join(scratch, 'sendmail.cf'), execFileSync('m4', [join(scratch, 'sendmail.mc')]));
   writeFileSync(join(scratch, 'Sendmail.conf'), 'pwcheck_method: saslauthd\nmech_list: PLAIN LOGIN\nsaslauthd_path: /var/run/saslauthd/mux\n');
   // Name lookups stay on this machine: sendmail resolves its own name at startup (and
@@ -172,8 +138,8 @@ before(async () => {
     { encoding: 'utf8', timeout: 60_000 },
   );
   assert.equal(sendmail.status, 0, `${sendmail.stdout}${sendmail.stderr}`);
-  await waitForPort(submissionPort);
-  await waitForPort(mtaPort);
+  await waitForTcpPort(submissionPort);
+  await waitForTcpPort(mtaPort);
 });
 
 after(() => {

@@ -5,10 +5,10 @@
  * Started in the foreground (`-d 0`), stopped by its PID only; stop/continue (SIGSTOP,
  * SIGCONT) and restart on the same data for the outage tests.
  */
+import { tcpAccepts } from './tcp-probe.js';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import { Attribute, Change, Client } from 'ldapts';
 import { join } from 'node:path';
 import { hostname } from 'node:os';
@@ -188,12 +188,12 @@ export class Slapd {
   /** Starts slapd in the foreground (`-d`, level from $SLAPD_DEBUG for a failing run, else 0) and waits until its ldap:// port accepts. */
   async run(): Promise<void> {
     // A slapd left over from another run would answer instead of ours: refuse to go on.
-    if (await canConnect(this.options.ldapPort)) throw new Error(`port ${this.options.ldapPort} is already taken`);
+    if (await tcpAccepts(this.options.ldapPort)) throw new Error(`port ${this.options.ldapPort} is already taken`);
     this.child = spawn('slapd', ['-d', process.env['SLAPD_DEBUG'] ?? '0', '-f', this.configPath, '-h', this.urls()], { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child.stdout!.on('data', (chunk: Buffer) => (this.output += chunk.toString('latin1')));
     this.child.stderr!.on('data', (chunk: Buffer) => (this.output += chunk.toString('latin1')));
     const started = Date.now();
-    while (!(await canConnect(this.options.ldapPort))) {
+    while (!(await tcpAccepts(this.options.ldapPort))) {
       if (this.child.exitCode !== null || Date.now() - started > START_DEADLINE_MS) {
         throw new Error(`slapd did not start: ${this.output}`);
       }
@@ -238,18 +238,6 @@ export class Slapd {
   }
 }
 
-function canConnect(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect({ host: '127.0.0.1', port });
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
-}
-
-/** One inetOrgPerson under `ou`. */
 /** An LDIF line, base64 when the value is not plain printable ASCII (RFC 2849 SAFE-STRING). */
 export function ldifLine(attribute: string, value: string): string {
   return /^[\x21-\x39\x3b\x3d-\x7e][\x20-\x7e]*$/.test(value) && !value.endsWith(' ')
