@@ -156,7 +156,8 @@ function releaseCallbacks(): void {
   callbacks = null;
 }
 
-function cString(bytes: Buffer): Buffer {
+/** A NUL-terminated copy of the bytes, for a C `const char *` (codec.ts's cString cuts at a NUL instead). */
+function nulTerminated(bytes: Buffer): Buffer {
   const out = Buffer.alloc(bytes.length + 1);
   bytes.copy(out);
   return out;
@@ -179,7 +180,7 @@ function authenticate(pam: LibPam, request: AuthRequest, log: MechanismLog): Aut
   active = tx;
   try {
     const handleOut: [PamHandle | null] = [null];
-    const started = pam.start(cString(request.service), cString(request.login), cbs.conv, tx.id, handleOut);
+    const started = pam.start(nulTerminated(request.service), nulTerminated(request.login), cbs.conv, tx.id, handleOut);
     const handle = handleOut[0];
     if (started !== PAM_SUCCESS || handle === null) {
       log.debugAlways(`DEBUG: auth_pam: pam_start failed: ${pam.strerror(handle, started)}`);
@@ -190,7 +191,7 @@ function authenticate(pam: LibPam, request: AuthRequest, log: MechanismLog): Aut
     try {
       if (request.remoteHost !== undefined && request.remoteHost !== '') {
         const host = request.remoteHost.split('\0', 1)[0] ?? '';
-        const rc = pam.setStringItem(handle, PAM_RHOST, cString(Buffer.from(host, 'latin1')) /* the bytes the client sent */);
+        const rc = pam.setStringItem(handle, PAM_RHOST, nulTerminated(Buffer.from(host, 'latin1')) /* the bytes the client sent */);
         if (rc !== PAM_SUCCESS) log.debug(`auth_pam: pam_set_item(PAM_RHOST) failed: ${pam.strerror(handle, rc)}`);
       }
       const rc = pam.setFailDelay(handle, cbs.delay);

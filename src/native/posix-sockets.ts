@@ -11,10 +11,10 @@
  * Buffers are passed in place (no copy): koffi hands their memory to the kernel directly.
  */
 import koffi from 'koffi';
+import { libcHandle } from './libc.js';
 import { constants, endianness } from 'node:os';
 import { getSystemErrorMap } from 'node:util';
 
-const LIBC = 'libc.so.6';
 
 export const AF_UNIX = 1;
 export const SOCK_STREAM = 1;
@@ -78,7 +78,7 @@ let libc: Libc | undefined;
 
 function load(): Libc {
   if (libc) return libc;
-  const lib = koffi.load(LIBC);
+  const lib = libcHandle();
   const fn = (name: string, result: string, args: string[]): IntFn => lib.func(name, result, args) as IntFn;
   libc = {
     socket: fn('socket', 'int', ['int', 'int', 'int']),
@@ -117,7 +117,9 @@ export function errnoName(errno: number): string {
 export function listenUnix(path: string, backlog: number): number {
   const c = load();
   const address = Buffer.alloc(SOCKADDR_UN_BYTES);
-  address.writeUInt16LE(AF_UNIX, 0);
+  // sa_family_t is a host-order short (the socket pair and epoll code take the same care)
+  if (LITTLE_ENDIAN) address.writeUInt16LE(AF_UNIX, 0);
+  else address.writeUInt16BE(AF_UNIX, 0);
   address.write(path, SUN_PATH_OFFSET);
   const fd = checked(c.socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   if (fd < 0) throw new SyscallError('socket', -fd);

@@ -5,7 +5,7 @@
  * Two ways to run:
  *   - plain Node (`node dist/src/cli/saslauthd.js …`): the copy is `node <script> …`;
  *   - the Debian package's /usr/sbin/saslauthd, a Node single executable application (SEA,
- *     see src/native/sea-main.cts): process.execPath *is* /usr/sbin/saslauthd and the binary
+ *     see debian/sea-main.cjs): process.execPath *is* /usr/sbin/saslauthd and the binary
  *     always runs its built-in entry point, ignoring a script argument. The copy is then
  *     `/usr/sbin/saslauthd …` with SASLAUTHD_TS_ENTRY naming which part to run, so that
  *     /proc/PID/exe of every process is /usr/sbin/saslauthd (start-stop-daemon --exec).

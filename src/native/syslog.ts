@@ -9,9 +9,8 @@
  * be taken as a conversion. glibc connects to /dev/log itself, and quietly drops lines when
  * nothing listens there (no syslog daemon): logging never takes the daemon down.
  */
-import koffi from 'koffi';
+import { libcHandle } from './libc.js';
 
-const LIBC = 'libc.so.6';
 const LOG_PID = 0x01;
 const LOG_NDELAY = 0x08;
 const LOG_AUTH = 4 << 3;
@@ -24,7 +23,7 @@ let send: SyslogFn | null | undefined;
 function open(): SyslogFn | null {
   if (send !== undefined) return send;
   try {
-    const libc = koffi.load(LIBC);
+    const libc = libcHandle();
     const strdup = libc.func('strdup', 'void *', ['const char *']);
     const openlog = libc.func('openlog', 'void', ['void *', 'int', 'int']);
     const syslog = libc.func('syslog', 'void', ['int', 'const char *', '...']);

@@ -11,7 +11,8 @@
  * running across the flush does not refill it (generation).
  */
 import { monotonicMs } from '../runtime/monotonic-clock.js';
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { timingSafeEqual } from 'node:crypto';
+import { KeyedDigest } from './keyed-digest.js';
 
 /** Per-entry budget used to turn `-s` kilobytes into a number of entries: the original's bucket size. */
 const ENTRY_BUDGET_BYTES = 96;
@@ -22,8 +23,6 @@ export const DEFAULT_CACHE_ENTRIES = 1711 * 6;
  * something (the original's limit was 60 bytes, which left long logins uncached too).
  */
 const MAX_KEY_BYTES = 512;
-/** Bytes of the random HMAC key made at each start. */
-const HMAC_KEY_BYTES = 32;
 
 export interface CacheOptions {
   /** `-s`, kilobytes; undefined = the default number of entries. */
@@ -76,7 +75,8 @@ export interface CacheStats {
 export class CredentialCache {
   readonly capacity: number;
   private readonly entries = new Map<string, Entry>();
-  private readonly hmacKey = randomBytes(HMAC_KEY_BYTES);
+  /** HMAC-SHA256 under a random key made at each start (keyed-digest.ts). */
+  private readonly digest = new KeyedDigest();
   private readonly lifetimeMs: number;
   private readonly now: () => number;
   private counters = { hits: 0, misses: 0 };
@@ -168,7 +168,7 @@ export class CredentialCache {
   }
 
   private mac(password: Buffer): Buffer {
-    return createHmac('sha256', this.hmacKey).update(password).digest();
+    return this.digest.bytesOf(password);
   }
 }
 

@@ -17,12 +17,17 @@ export class KeyedDigest {
 
   /** The digest of the parts, as a compact map key. */
   of(...parts: readonly Buffer[]): string {
+    return this.bytesOf(...parts).toString('base64');
+  }
+
+  /** The digest of the parts, as bytes (for a constant-time comparison). */
+  bytesOf(...parts: readonly Buffer[]): Buffer {
     const mac = createHmac('sha256', this.key);
     const length = Buffer.alloc(4);
     for (const part of parts) {
       length.writeUInt32BE(part.length);
       mac.update(length).update(part);
     }
-    return mac.digest('base64');
+    return mac.digest();
   }
 }

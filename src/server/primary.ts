@@ -160,7 +160,7 @@ export async function startPrimary(config: Config, log: Logger): Promise<Running
         log.debug(`${signal} received: shutting down`);
         control.close(); // no commands to a daemon that is going away; the file goes now
         metricsListener?.close();
-        void shutdown(server, poller, front, authenticator, pool, lock, files, config, log).then(resolve);
+        void shutdown({ server, poller, front, authenticator, pool, lock, files, config, log }).then(resolve);
       };
       // The real handlers replace the early ones (runtime/harden-process.ts); a signal that
       // came during start-up is acted on now.
@@ -180,17 +180,20 @@ export async function startPrimary(config: Config, log: Logger): Promise<Running
   }
 }
 
-async function shutdown(
-  server: Listener,
-  poller: SocketPoller,
-  front: FrontDoor,
-  authenticator: Authenticator,
-  pool: WorkerPool,
-  lock: InstanceLock,
-  files: ReturnType<typeof runFiles>,
-  config: Config,
-  log: Logger,
-): Promise<number> {
+/** What a shutdown stops, in this order: listener, front door, authenticator, pool, poller, lock. */
+interface RunningParts {
+  readonly server: Listener;
+  readonly poller: SocketPoller;
+  readonly front: FrontDoor;
+  readonly authenticator: Authenticator;
+  readonly pool: WorkerPool;
+  readonly lock: InstanceLock;
+  readonly files: ReturnType<typeof runFiles>;
+  readonly config: Config;
+  readonly log: Logger;
+}
+
+async function shutdown({ server, poller, front, authenticator, pool, lock, files, config, log }: RunningParts): Promise<number> {
   const socketInode = server.fromSystemd ? undefined : inodeOf(files.socket); // systemd's socket stays
   server.close(); // no new connections; the ones open still get their answers
   authenticator.cutFailureDelays();
