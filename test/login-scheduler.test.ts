@@ -155,3 +155,10 @@ test('suspect requests fill at most half of the waiting room: clean logins alway
   s.stop();
   assert.deepEqual(await Promise.all(waiting.slice(1)), Array(3).fill({ granted: false, reason: 'stopped' }));
 });
+
+test('accountKey: spelling variants of one account (case, surrounding blanks) are one login', async () => {
+  const { accountKey } = await import('../src/server/authenticator.js');
+  assert.deepEqual(accountKey(Buffer.from(' Bob\t')), Buffer.from('bob'));
+  assert.deepEqual(accountKey(Buffer.from('BOB@Example.ORG')), Buffer.from('bob@example.org'));
+  assert.deepEqual(accountKey(Buffer.from([0xc3, 0x89, 0x41])), Buffer.from([0xc3, 0x89, 0x61]), 'non-ASCII bytes are kept as they are');
+});

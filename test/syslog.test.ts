@@ -2,7 +2,8 @@
  * Syslog as the original logs (root: private mount namespace): ident saslauthd with the pid,
  * facility auth, the empty 16-column function field, and `auth failure:` lines where
  * fail2ban reads them — in daemon mode and with -d (which logs to stderr too). Under systemd
- * (stderr is the journal, $JOURNAL_STREAM) the lines go to stderr only, once.
+ * (stderr is the journal, $JOURNAL_STREAM) text lines go to stderr only, once; JSON lines go
+ * to stderr with their priority, and the text to syslog as well.
  * The failures come from the real PAM stack: an unknown user falls to pam_unix via "other".
  */
 import { after, before, test } from 'node:test';
@@ -169,4 +170,29 @@ test('stderr is the journal ($JOURNAL_STREAM): the <N> lines on stderr only, no 
 test('no password reached syslog', { skip }, () => {
   assert.ok(listener.messages.length > 0);
   for (const message of listener.messages) assert.ok(!message.includes(PASSWORD), `password in ${JSON.stringify(message)}`);
+});
+
+test('--log-format json under the journal: <N>-prefixed JSON on stderr, and the original text still in syslog (fail2ban)', { skip }, async () => {
+  const directory = mkdtempSync(join(scratch, 'run-'));
+  const errorFile = join(scratch, 'journal-stream-json');
+  const fd = openSync(errorFile, 'w');
+  const stat = fstatSync(fd);
+  const daemon = run(['-f', '-a', 'pam', '-m', directory, '-n', '1', '--log-format', 'json'], {
+    stderr: fd,
+    env: { JOURNAL_STREAM: `${stat.dev}:${stat.ino}` },
+  });
+  closeSync(fd);
+  const stderr = (): string => readFileSync(errorFile, 'latin1');
+  await eventually(() => stderr().includes('listening on socket'), 'the daemon listens', 15_000);
+  const user = `${USER}k`;
+  assert.equal(await ask(join(directory, 'mux'), user, PASSWORD, 'sts-syslog', ''), 'NO PAM auth error');
+  await eventually(() => stderr().includes(`"user":"${user}"`), 'the JSON failure line on stderr');
+  const jsonLine = stderr().split('\n').find((line) => line.includes(`"user":"${user}"`) && line.includes('auth failure'))!;
+  assert.match(jsonLine, /^<6>\{/, 'journald gets the priority');
+  assert.equal((JSON.parse(jsonLine.slice(3)) as { event: string }).event, 'auth failure');
+  const text = parse(await listener.waitFor((message) => message.includes(`auth failure: [user=${user}]`)))!;
+  assert.equal(text.priority, 38);
+  assert.equal(text.text, `${COLUMN}auth failure: [user=${user}] [service=sts-syslog] [realm=] [mech=pam] [reason=PAM auth error]`);
+  daemon.kill('SIGTERM');
+  assert.equal(await exitOf(daemon), 0);
 });

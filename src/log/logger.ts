@@ -78,11 +78,15 @@ const MAX_LINE_CHARS = 1023;
 export function createLogger(options: LoggerOptions): Logger {
   const fd = options.fd ?? 2;
   const journal = stderrIsJournal();
-  const syslog = options.syslog ?? !journal;
+  const json = options.format === 'json';
+  // JSON lines are for log pipelines; syslog keeps the original's text (auth.log, fail2ban)
+  // in every mode, also under systemd, where the text lines otherwise come from stderr.
+  const syslog = options.syslog ?? (json || !journal);
   // Lines that journald takes as syslog lines carry the original's syslog text column, so
   // auth.log reads exactly as it did with the C daemon.
   const column = options.format === 'journal' && fd === 2 && journal ? SYSLOG_COLUMN : '';
-  const json = options.format === 'json';
+  // journald reads a `<N>` prefix as the line's priority: JSON lines keep theirs too.
+  const jsonPrefix = json && fd === 2 && journal;
   const destination = {
     write(serialized: string): void {
       // pino hands over one JSON object per call: written as it is (json), or rendered as
@@ -90,7 +94,7 @@ export function createLogger(options: LoggerOptions): Logger {
       const { level, msg } = JSON.parse(serialized) as { level: number; msg: string };
       const text = msg.length > MAX_LINE_CHARS ? msg.slice(0, MAX_LINE_CHARS) : msg;
       const line = json
-        ? serialized.endsWith('\n') ? serialized : `${serialized}\n`
+        ? `${jsonPrefix ? `<${SYSLOG_PRIORITY[level] ?? 6}>` : ''}${serialized.endsWith('\n') ? serialized : `${serialized}\n`}`
         : options.format === 'foreground'
           ? `saslauthd[${process.pid}] :${text}\n`
           : `<${SYSLOG_PRIORITY[level] ?? 6}>${column}${text}\n`;

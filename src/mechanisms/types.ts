@@ -26,6 +26,13 @@ export interface AuthResult {
    * (PAM's fail delay). The primary applies it to this reply only, without holding a worker.
    */
   readonly failDelayMs?: number;
+  /**
+   * The backend could not be asked (server down, unreachable, silent past the mechanism's
+   * deadline): the NO says nothing about the password. The primary then answers as for its
+   * own trouble (`auth not checked:`), and the failure counts against neither the login nor
+   * the password (no guessing bound, no repeat lane, no fail2ban line).
+   */
+  readonly unavailable?: boolean;
 }
 
 /** Where a mechanism writes its own diagnostics; never pass a secret to it. */

@@ -64,15 +64,19 @@ export function selfCommand(
  */
 const RUNTIME_FLAGS: readonly string[] = process.allowedNodeEnvironmentFlags.has('--disable-sigusr1') ? ['--disable-sigusr1'] : [];
 
+/** systemd's socket-activation variables: they describe this process's descriptors only. */
+const ACTIVATION_VARIABLES: ReadonlySet<string> = new Set(['LISTEN_PID', 'LISTEN_FDS', 'LISTEN_FDNAMES']);
+
 /**
  * The environment every process the daemon starts gets: ours, without `NODE_OPTIONS` or any
  * other `NODE_*` variable (harden-process.ts removed them at start; this is the second lock
- * on the same door, should anything have set one since).
+ * on the same door, should anything have set one since), and without systemd's
+ * `LISTEN_*` (workers may start before the listener has taken them).
  */
 export function childEnvironment(): Record<string, string> {
   const env: Record<string, string> = {};
   for (const [name, value] of Object.entries(process.env)) {
-    if (value !== undefined && !isNodeVariable(name)) env[name] = value;
+    if (value !== undefined && !isNodeVariable(name) && !ACTIVATION_VARIABLES.has(name)) env[name] = value;
   }
   return env;
 }

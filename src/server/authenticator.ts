@@ -114,9 +114,12 @@ export class Authenticator {
       if (cache && this.answeredFromCache(cache, key, password, fields, tally)) return 'OK';
 
       // The login is the account the mechanism checks: the user after -r, never the realm on
-      // its own (PAM ignores it: a new realm per guess must not make a new login).
+      // its own (PAM ignores it: a new realm per guess must not make a new login), folded
+      // the way most backends fold it (LDAP, Kerberos, sssd…: `Bob ` is `bob`), so spelling
+      // variants of one account share its turn. Folding too much only costs fairness.
+      const account = accountKey(user);
       const admission = await this.options.scheduler.admit(
-        { login: this.digest.of(user), credential: this.digest.of(user, password), password: this.digest.of(password) },
+        { login: this.digest.of(account), credential: this.digest.of(account, password), password: this.digest.of(password) },
         this.options.jobTimeoutMs,
       );
       if (!admission.granted) return this.notChecked(refusalReply(admission), fields, tally, admission);
@@ -131,7 +134,8 @@ export class Authenticator {
         turn.finish('unchecked');
         return this.notChecked(POOL_REPLY.timeout, fields, tally);
       }
-      const checked = this.check({ login: user, password, service, realm, remoteHost }, key, fields, tally).then((outcome) => {
+      const client = { answered: false };
+      const checked = this.check({ login: user, password, service, realm, remoteHost }, key, fields, tally, client).then((outcome) => {
         turn.finish(outcome.result); // the login's next check waits for this one, and its delay
         return outcome;
       });
@@ -141,6 +145,7 @@ export class Authenticator {
       const onTime = turn.waited ? await beforeDeadline(checked, timeLeft) : await checked;
       if (onTime) return onTime.text;
       wipeNow = false;
+      client.answered = true; // the check's outcome is still recorded, but not counted twice
       void checked.finally(() => request.password.fill(0));
       return this.notChecked(POOL_REPLY.timeout, fields, tally);
     } finally {
@@ -148,12 +153,18 @@ export class Authenticator {
     }
   }
 
-  /** One check by the mechanism, and what follows from its answer (cache, memory, log, delay). */
+  /**
+   * One check by the mechanism, and what follows from its answer. `client.answered` is set
+   * when the client got its NO at its own deadline while this check ran: the outcome still
+   * updates the cache, the repeat memory and the login's turn, and a failure is still an
+   * `auth failure:` line (it was a real attempt), but the request is not counted again.
+   */
   private async check(
     job: PoolJob,
     key: CacheKeyParts,
     fields: () => RequestFields,
     tally: Tally,
+    client: { answered: boolean },
   ): Promise<{ text: string; result: CheckResult }> {
     const { cache, log, mechanism } = this.options;
     const repeat = this.repeatFailures.isRepeat(key, job.password);
@@ -168,24 +179,29 @@ export class Authenticator {
       // Busy, timed out, worker died, shutting down: nothing was learnt about these
       // credentials, so neither the cache nor the repeat list changes, and the line is not
       // an `auth failure:` (fail2ban must not ban a user for the daemon's trouble).
-      return { text: this.notChecked(reply, fields, tally), result: 'unchecked' };
+      return { text: client.answered ? reply : this.notChecked(reply, fields, tally), result: 'unchecked' };
     }
     let result: CheckResult;
     if (reply.startsWith('OK')) {
       cache?.remember(key, job.password, generation);
       if (repeat) this.repeatFailures.recordSuccess(key, job.password);
-      this.counters.ok++;
-      tally.result = 'ok';
+      if (!client.answered) {
+        this.counters.ok++;
+        tally.result = 'ok';
+      }
       if (log.verbose) {
-        const line = authLine('auth success', fields(), mechanism);
+        const late = client.answered ? 'late: the client was answered NO at its deadline' : undefined;
+        const line = authLine('auth success', fields(), mechanism, late);
         log.debug(line.text, line.fields);
       }
       result = 'success';
     } else {
       cache?.forget(key); // a changed password stops the old one now, not at expiry
       this.repeatFailures.recordFailure(key, job.password);
-      this.counters.no++;
-      tally.result = 'no';
+      if (!client.answered) {
+        this.counters.no++;
+        tally.result = 'no';
+      }
       const reason = reply.length > 3 ? reply.slice(3) : 'Unknown';
       const line = authLine('auth failure', fields(), mechanism, reason);
       log.info(line.text, line.fields);
@@ -270,6 +286,17 @@ function beforeDeadline<T>(promise: Promise<T>, ms: number): Promise<T | undefin
       resolve(value);
     });
   });
+}
+
+/** The login as most backends compare it: ASCII case folded, surrounding blanks dropped. */
+export function accountKey(user: Buffer): Buffer {
+  let start = 0;
+  let end = user.length;
+  while (start < end && (user[start] === 0x20 || user[start] === 0x09)) start++;
+  while (end > start && (user[end - 1] === 0x20 || user[end - 1] === 0x09)) end--;
+  const folded = Buffer.from(user.subarray(start, end));
+  for (let i = 0; i < folded.length; i++) if (folded[i]! >= 0x41 && folded[i]! <= 0x5a) folded[i]! += 0x20;
+  return folded;
 }
 
 function refusalReply(refusal: Refusal): string {

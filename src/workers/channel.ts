@@ -7,7 +7,8 @@
  *   JOB     primary -> worker  u32 jobId, 5 × (u16 length + bytes): login, password,
  *                              service, realm, remote host (empty = none)
  *   READY   worker -> primary  (empty): the mechanism is initialized, jobs may come
- *   RESULT  worker -> primary  u32 jobId, u32 failDelayMs, reply bytes (the rest)
+ *   RESULT  worker -> primary  u32 jobId, u32 flags+failDelayMs (bit 31: the backend was
+ *                              unavailable; bits 0-30: the delay), reply bytes (the rest)
  *   FAILED  worker -> primary  utf-8 reason: the mechanism could not start in this worker
  */
 
@@ -30,7 +31,13 @@ export interface ResultFrame {
   readonly jobId: number;
   readonly failDelayMs: number;
   readonly reply: string;
+  /** The mechanism could not reach its backend: the NO says nothing about the password. */
+  readonly unavailable?: boolean;
 }
+
+/** Bit 31 of a result's delay word: AuthResult.unavailable. The delay keeps 31 bits (24 days). */
+const UNAVAILABLE_BIT = 0x8000_0000;
+const MAX_DELAY_MS = 0x7fff_ffff;
 
 export function encodeJob(job: JobFrame): Buffer {
   const fields = [job.login, job.password, job.service, job.realm, job.remoteHost];
@@ -68,16 +75,19 @@ export function encodeResult(result: ResultFrame): Buffer {
   frame.writeUInt32BE(1 + 8 + reply.length, 0);
   frame.writeUInt8(FrameType.result, 4);
   frame.writeUInt32BE(result.jobId, 5);
-  frame.writeUInt32BE(Math.max(0, Math.min(0xffffffff, Math.ceil(result.failDelayMs))), 9);
+  const delay = Math.max(0, Math.min(MAX_DELAY_MS, Math.ceil(result.failDelayMs)));
+  frame.writeUInt32BE((delay | (result.unavailable ? UNAVAILABLE_BIT : 0)) >>> 0, 9);
   reply.copy(frame, 13);
   return frame;
 }
 
 export function decodeResult(payload: Buffer): ResultFrame {
+  const word = payload.readUInt32BE(4);
   return {
     jobId: payload.readUInt32BE(0),
-    failDelayMs: payload.readUInt32BE(4),
+    failDelayMs: word & MAX_DELAY_MS,
     reply: payload.subarray(8).toString('latin1'),
+    ...((word & UNAVAILABLE_BIT) !== 0 ? { unavailable: true } : {}),
   };
 }
 

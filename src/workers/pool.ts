@@ -37,7 +37,8 @@ export interface JobOutcome {
   readonly reply: string;
   /**
    * False when the pool answered instead of the mechanism (busy, timed out, worker died,
-   * shutting down): such a NO says nothing about the credentials.
+   * shutting down), or when the mechanism could not reach its backend (AuthResult.unavailable):
+   * such a NO says nothing about the credentials.
    */
   readonly fromMechanism: boolean;
   /** Delay the mechanism asked for before a failure is answered (PAM fail delay). */
@@ -448,7 +449,7 @@ export class WorkerPool {
     worker.on('failed', (reason) => this.options.log.error(`worker ${worker.pid} could not start the mechanism: ${reason}`));
     worker.on('result', (result) => {
       if (!slot.job || slot.job.id !== result.jobId) return; // answered already (deadline)
-      this.settle(slot.job, { reply: result.reply, failDelayMs: result.failDelayMs, fromMechanism: true });
+      this.settle(slot.job, { reply: result.reply, failDelayMs: result.failDelayMs, fromMechanism: !result.unavailable });
       slot.job = undefined;
       slot.jobsDone++;
       if (!worker.alive) return; // its result came in with its exit: the exit handler follows

@@ -18,7 +18,7 @@ import { readSync, writeSync } from 'node:fs';
 import { Socket } from 'node:net';
 import { createLogger } from '../log/logger.js';
 import { findMechanism } from '../mechanisms/registry.js';
-import type { Mechanism } from '../mechanisms/types.js';
+import type { AuthResult, Mechanism } from '../mechanisms/types.js';
 import { FrameReader, FrameType, decodeJob, encodeResult, encodeSimple, type JobFrame, type ResultFrame } from './channel.js';
 import { parseWorkerSettings } from './worker-settings.js';
 
@@ -120,10 +120,10 @@ function runJob(job: JobFrame, authenticate: () => ReturnType<Mechanism['authent
   let settledSynchronously = true;
   try {
     const result = authenticate();
-    if (!(result instanceof Promise)) return { jobId: job.jobId, failDelayMs: result.failDelayMs ?? 0, reply: result.reply };
+    if (!(result instanceof Promise)) return resultFrame(job, result);
     settledSynchronously = false;
     return result.then(
-      (value) => ({ jobId: job.jobId, failDelayMs: value.failDelayMs ?? 0, reply: value.reply }),
+      (value) => resultFrame(job, value),
       failure,
     ).finally(() => job.password.fill(0));
   } catch (error) {
@@ -131,6 +131,10 @@ function runJob(job: JobFrame, authenticate: () => ReturnType<Mechanism['authent
   } finally {
     if (settledSynchronously) job.password.fill(0);
   }
+}
+
+function resultFrame(job: JobFrame, result: AuthResult): ResultFrame {
+  return { jobId: job.jobId, failDelayMs: result.failDelayMs ?? 0, reply: result.reply, ...(result.unavailable ? { unavailable: true } : {}) };
 }
 
 /** Writes a whole frame to the primary, blocking (a frame is small). */

@@ -15,7 +15,7 @@ import { checkServerIdentity, type PeerCertificate } from 'node:tls';
 import { printable } from '../../log/logger.js';
 import type { AuthRequest, AuthResult, Mechanism, MechanismFactory, MechanismLog, MechanismOptions } from '../types.js';
 import { Deadline } from '../network/deadline.js';
-import { REMOTE_REPLY } from '../network/replies.js';
+import { REMOTE_REPLY, markUnavailable } from '../network/replies.js';
 import { isLoopbackHost, loadTrustedCas } from '../network/tls-trust.js';
 import { expandFormData } from './form-data.js';
 import { loadHttpformSettings, type HttpformSettings } from './settings.js';
@@ -159,6 +159,6 @@ export const httpformMechanism: MechanismFactory = {
   },
   create(options: MechanismOptions): Mechanism {
     const prepared = prepare(options);
-    return { authenticate: (request) => authenticate(prepared, request, options.log) };
+    return { authenticate: (request) => authenticate(prepared, request, options.log).then(markUnavailable) };
   },
 };

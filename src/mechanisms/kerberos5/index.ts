@@ -53,7 +53,7 @@ export const kerberos5Mechanism: MechanismFactory = {
         }
         if (abandonedCalls >= maxAbandoned) {
           log.error(`auth_krb5: ${abandonedCalls} earlier KDC calls have not returned yet: request not sent`);
-          return { reply: timeoutReply('start') };
+          return { reply: timeoutReply('start'), unavailable: true };
         }
         const verification = new Verification(krb5, settings, log);
         const run = verification.run(principal, request.password);
@@ -72,7 +72,8 @@ export const kerberos5Mechanism: MechanismFactory = {
           abandonedCalls -= 1;
         });
         log.error(`auth_krb5: no answer from the KDC within ${settings.timeoutMs} ms (${stage})`);
-        return { reply: timeoutReply(stage) };
+        // The KDC said nothing about the password: not an authentication failure.
+        return { reply: timeoutReply(stage), unavailable: true };
       },
     };
   },

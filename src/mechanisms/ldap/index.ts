@@ -102,7 +102,8 @@ export class LdapMechanism implements Mechanism {
     if (outcome === LakResult.ok) return { reply: 'OK' };
     const shownRealm = request.realm.length > 0 ? `/${printable(request.realm)}` : '';
     this.log.debug(`Authentication failed for ${printable(request.login)}${shownRealm}: ${outcome.text} (${outcome.code})`);
-    return { reply: 'NO' };
+    // Server down or stalled (after the retry): nothing was learnt about the password.
+    return outcome === LakResult.retry ? { reply: 'NO', unavailable: true } : { reply: 'NO' };
   }
 
   private async attempt(credentials: Parameters<Authenticator['authenticate']>[0], deadline: Deadline): Promise<LakOutcome> {

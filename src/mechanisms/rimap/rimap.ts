@@ -12,6 +12,7 @@
 import type { AuthRequest, AuthResult, Mechanism, MechanismFactory, MechanismLog, MechanismOptions } from '../types.js';
 import { connectFirst, resolveHost } from '../network/connect.js';
 import { Deadline } from '../network/deadline.js';
+import { markUnavailable } from '../network/replies.js';
 import { isLoopbackHost, loadTrustedCas } from '../network/tls-trust.js';
 import { ImapExchange, RIMAP_REPLY } from './imap-exchange.js';
 import { describeTarget, parseRimapOption, type RimapTarget } from './target.js';
@@ -87,7 +88,7 @@ export const rimapMechanism: MechanismFactory = {
   create(options: MechanismOptions): Mechanism {
     const prepared = prepare(options);
     return {
-      authenticate: (request) => authenticate(prepared, request, options.log),
+      authenticate: (request) => authenticate(prepared, request, options.log).then(markUnavailable),
     };
   },
 };
