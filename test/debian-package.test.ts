@@ -28,6 +28,7 @@ import {
   testsaslauthd,
 } from './helpers/installed-daemon.js';
 import { eventually } from './helpers/processes.js';
+import { tcpListenersOf } from './helpers/tcp-listeners.js';
 
 const isRoot = process.getuid?.() === 0;
 const skip = !isRoot && 'needs root (installs the package)';
@@ -235,6 +236,26 @@ test('/etc/init.d/saslauthd: status, a second start, reload, restart, stop, stat
   assert.equal(stat.uid, 0);
   assert.equal(stat.gid, gid('sasl'));
   assert.equal(testsaslauthd(USER, PASSWORD, 'imap').stdout.trim(), '0: OK "Success."');
+});
+
+test("the init script run from a shell that exported NODE_OPTIONS: no process of the daemon runs it, listens or keeps it", { skip }, async () => {
+  const marker = join(scratch, 'node-options-ran');
+  const script = join(scratch, 'node-options.cjs');
+  writeFileSync(script, `require('fs').appendFileSync(${JSON.stringify(marker)}, process.pid + '\\n');\n`);
+  assert.equal(init('stop').status, 0);
+  await eventually(() => daemonProcesses().all.length === 0, 'the daemon stopped');
+  const env = { ...process.env, NODE_OPTIONS: `--require ${script} --inspect=127.0.0.1:0`, NODE_DEBUG: 'net' };
+  const started = run(INIT_SCRIPT, ['start'], env);
+  assert.equal(started.status, 0, started.stdout + started.stderr);
+  const pid = readPid(PID_FILE)!;
+  assert.equal(testsaslauthd(USER, PASSWORD, 'imap').stdout.trim(), '0: OK "Success."');
+  assert.ok(!existsSync(marker), `NODE_OPTIONS code ran in: ${existsSync(marker) ? readFileSync(marker, 'utf8') : ''}`);
+  for (const process of daemonProcesses().all) {
+    const environ = readFileSync(`/proc/${process}/environ`, 'latin1').split('\0');
+    assert.deepEqual(environ.filter((entry) => entry.startsWith('NODE_')), [], `process ${process} environment`);
+    assert.deepEqual(tcpListenersOf(process), [], `process ${process} listens on TCP`);
+  }
+  assert.ok(daemonProcesses().all.includes(pid));
 });
 
 test('an upgrade (here a reinstall) stops the daemon before its binary is replaced and starts the new one', { skip }, async () => {

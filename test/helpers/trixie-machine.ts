@@ -61,6 +61,8 @@ const PACKAGES = [
   'npm',
   'libnode-dev',
   'lintian',
+  // a Build-Depends of the package (used on Debian 12 only, see debian/build-sea)
+  'patchelf',
 ];
 
 export interface Result {
