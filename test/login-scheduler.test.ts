@@ -6,8 +6,9 @@ import { LoginScheduler, SUSPECT_MEMORY_MS, type Admission, type AttemptIds, typ
 const ids = (login: string, password: string): AttemptIds => ({ login, credential: `${login}/${password}`, password });
 const LONG = 60_000;
 
-function scheduler(maxSuspectChecks = 2, maxWaiting = 1000, clock = { now: 0 }): LoginScheduler {
-  return new LoginScheduler({ maxSuspectChecks, maxWaiting, now: () => clock.now });
+/** Most tests use one check per login at a time: the rules are easiest to see there. */
+function scheduler(maxSuspectChecks = 2, maxWaiting = 1000, clock = { now: 0 }, maxChecksPerLogin = 1): LoginScheduler {
+  return new LoginScheduler({ maxSuspectChecks, maxWaiting, maxChecksPerLogin, now: () => clock.now });
 }
 
 async function granted(admission: Promise<Admission>): Promise<Turn> {
@@ -161,4 +162,26 @@ test('accountKey: spelling variants of one account (case, surrounding blanks) ar
   assert.deepEqual(accountKey(Buffer.from(' Bob\t')), Buffer.from('bob'));
   assert.deepEqual(accountKey(Buffer.from('BOB@Example.ORG')), Buffer.from('bob@example.org'));
   assert.deepEqual(accountKey(Buffer.from([0xc3, 0x89, 0x41])), Buffer.from([0xc3, 0x89, 0x61]), 'non-ASCII bytes are kept as they are');
+});
+
+test('a login without failures may run as many checks as the pool has workers; once it fails, one at a time, alone', async () => {
+  const s = scheduler(5, 1000, { now: 0 }, 3);
+  const first = await Promise.all([1, 2, 3].map(() => granted(s.admit(ids('web', 'right'), LONG))));
+  const fourth = s.admit(ids('web', 'right'), LONG);
+  assert.equal(await settlesSoon(fourth), false, 'at most 3 at once');
+  first[0]!.finish('success');
+  const fourthTurn = await granted(fourth);
+  // a failure makes the login suspect: the next check waits until every running one is done
+  first[1]!.finish('failure');
+  const afterFailure = s.admit(ids('web', 'other'), LONG);
+  assert.equal(await settlesSoon(afterFailure), false, 'waits for the two still running');
+  first[2]!.finish('failure');
+  assert.equal(await settlesSoon(afterFailure), false, 'still one running');
+  fourthTurn.finish('failure');
+  const alone = await granted(afterFailure);
+  assert.equal(alone.suspect, true);
+  const next = s.admit(ids('web', 'third'), LONG);
+  assert.equal(await settlesSoon(next), false, 'a suspect turn runs alone');
+  alone.finish('failure');
+  (await granted(next)).finish('success');
 });

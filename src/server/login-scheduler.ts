@@ -2,10 +2,12 @@
  * Who may start a password check, and when: the primary's bounds on password guessing and
  * its fairness between logins. Every request that reaches a mechanism first gets a turn here.
  *
- *  - One check at a time per login (user after `-r`, and realm). Requests for a login wait in
- *    one queue per credential (login + password) and are served round-robin across those
- *    queues: a burst of identical requests costs another password for the same login at most
- *    one check's wait, and a burst for one login never holds another login back.
+ *  - A login (the user after `-r`, folded) runs at most `maxChecksPerLogin` checks at once
+ *    (the number of workers: a login alone may use the pool, never more), and a suspect one
+ *    (below) one at a time, exclusively. Requests for a login wait in one queue per
+ *    credential (login + password) and are served round-robin across those queues: a burst
+ *    of identical requests costs another password for the same login at most a few checks'
+ *    wait, and a burst for one login never holds another login back.
  *  - A login's turn lasts until its reply is sent, PAM's failure delay included: after a
  *    failure the next check for that login starts only once the delay has passed, so parallel
  *    connections do not multiply the guessing rate against one account (the original got the
@@ -59,6 +61,8 @@ export type Admission = { readonly granted: true; readonly turn: Turn } | Refusa
 export interface SchedulerOptions {
   /** Suspect checks that may run at once, daemon-wide (`--max-suspect-checks`). */
   readonly maxSuspectChecks: number;
+  /** Checks of one login (without a recent failure) that may run at once: the pool's size. */
+  readonly maxChecksPerLogin: number;
   /** Requests that may wait for a turn; past it `busy` at once (`--max-queue`). */
   readonly maxWaiting: number;
   readonly now?: () => number;
@@ -80,7 +84,10 @@ interface Waiter {
 }
 
 interface LoginLine {
-  running: boolean;
+  /** Turns of this login running now. */
+  running: number;
+  /** One of them is a suspect turn: it runs alone. */
+  exclusive: boolean;
   /** The credential of the latest turn: the next turn goes to another one if any waits. */
   lastServed: string | undefined;
   /** Credential digest → its waiters; Map order is the round-robin order. */
@@ -203,7 +210,7 @@ export class LoginScheduler {
   private lineFor(login: string): LoginLine {
     let line = this.lines.get(login);
     if (!line) {
-      line = { running: false, lastServed: undefined, byCredential: new Map(), waiting: 0 };
+      line = { running: 0, exclusive: false, lastServed: undefined, byCredential: new Map(), waiting: 0 };
       this.lines.set(login, line);
     }
     return line;
@@ -221,11 +228,17 @@ export class LoginScheduler {
     }
   }
 
-  /** Starts the next turn of this login, if it may start now. */
+  /** Starts the turns of this login that may start now. */
   private tryGrant(login: string, line: LoginLine): void {
-    if (line.running || line.waiting === 0) return;
+    while (line.waiting > 0 && !line.exclusive && line.running < this.options.maxChecksPerLogin) {
+      if (!this.grantNext(login, line)) return;
+    }
+  }
+
+  /** Starts the login's next turn; false when none may start now. */
+  private grantNext(login: string, line: LoginLine): boolean {
     const next = this.nextCredential(line);
-    if (!next) return; // every waiting credential is suspect and no daemon-wide place is free
+    if (!next) return false; // only suspect credentials wait, and they must wait for a place or to run alone
     const [credential, queue, suspect] = next;
     const waiter = queue.shift()!;
     // This credential goes to the back of its login's round; the login to the back of the daemon's.
@@ -235,12 +248,16 @@ export class LoginScheduler {
     this.lines.set(login, line);
     line.waiting--;
     this.waiting--;
-    line.running = true;
+    line.running++;
     line.lastServed = credential;
-    if (suspect) this.suspectRunning++;
+    if (suspect) {
+      this.suspectRunning++;
+      line.exclusive = true;
+    }
     clearTimeout(waiter.timer);
     waiter.settled = true;
     waiter.resolve({ granted: true, turn: this.turn(login, line, waiter.ids, suspect, waiter !== this.admitting) });
+    return true;
   }
 
   /**
@@ -249,7 +266,8 @@ export class LoginScheduler {
    * must not hold back its owner's), preferring any to the one served last.
    */
   private nextCredential(line: LoginLine): [string, Waiter[], boolean] | undefined {
-    const placeFree = this.suspectRunning < this.options.maxSuspectChecks;
+    // A suspect turn needs a daemon-wide place, and runs alone: after the login's other turns.
+    const placeFree = this.suspectRunning < this.options.maxSuspectChecks && line.running === 0;
     let lastServed: [string, Waiter[], boolean] | undefined;
     for (const [credential, queue] of line.byCredential) {
       const suspect = this.isSuspect(queue[0]!.ids);
@@ -268,15 +286,18 @@ export class LoginScheduler {
       finish: (result) => {
         if (finished) return;
         finished = true;
-        line.running = false;
-        if (suspect) this.suspectRunning--;
+        line.running--;
+        if (suspect) {
+          this.suspectRunning--;
+          line.exclusive = false;
+        }
         if (result === 'failure') {
           this.failedLogins.note(ids.login);
           this.refusedPasswords.note(ids.password);
         } else if (result === 'success') {
           this.failedLogins.forget(ids.login);
         }
-        if (line.waiting === 0 && this.lines.get(login) === line) this.lines.delete(login);
+        if (line.waiting === 0 && line.running === 0 && this.lines.get(login) === line) this.lines.delete(login);
         if (suspect) this.pump(); // a daemon-wide place is free: the longest-waiting suspect login gets it
         else this.tryGrant(login, line);
       },
@@ -292,7 +313,7 @@ export class LoginScheduler {
     if (queue.length === 0) line.byCredential.delete(waiter.ids.credential);
     line.waiting--;
     this.waiting--;
-    if (line.waiting === 0 && !line.running) this.lines.delete(waiter.ids.login);
+    if (line.waiting === 0 && line.running === 0) this.lines.delete(waiter.ids.login);
     waiter.settled = true;
     waiter.resolve({ granted: false, reason: 'timeout' });
   }

@@ -103,7 +103,12 @@ export async function startPrimary(config: Config, log: Logger): Promise<Running
       log.debug(`cache table: ${cache.capacity} entries (HMAC-SHA256 under a per-start key, in memory)`);
       log.debug(`timeout    : ${config.cache.timeoutSeconds} seconds`);
     }
-    const scheduler = new LoginScheduler({ maxSuspectChecks: config.limits.maxSuspectChecks, maxWaiting: config.limits.maxQueuedJobs });
+    const scheduler = new LoginScheduler({
+      maxSuspectChecks: config.limits.maxSuspectChecks,
+      maxWaiting: config.limits.maxQueuedJobs,
+      // one login alone may use the whole pool, never more (and one at a time once it failed)
+      maxChecksPerLogin: config.workers > 0 ? config.workers : config.limits.maxPerRequestWorkers,
+    });
     const metrics = new RequestMetrics();
     const authenticator = new Authenticator({
       mechanism: factory.name,
