@@ -61,7 +61,7 @@ export function daemonMetricFamilies(snapshot: DaemonSnapshot): MetricFamily[] {
     counter('saslauthd_cache_hits', 'Requests answered from the credential cache.', cache?.hits ?? 0),
     counter('saslauthd_cache_misses', 'Credential cache lookups that found no entry or a different password.', cache?.misses ?? 0),
     gauge('saslauthd_queued_jobs', 'Requests waiting for a free worker.', pool.queued),
-    gauge('saslauthd_waiting_requests', "Requests waiting for their login's turn (one check at a time per login).", snapshot.waitingForTurn),
+    gauge('saslauthd_waiting_requests', "Requests waiting for their login's turn (login-scheduler.ts).", snapshot.waitingForTurn),
     {
       name: 'saslauthd_workers',
       type: 'gauge',
