@@ -21,6 +21,11 @@ let pam: PamFixture;
 before(() => {
   pam = new PamFixture([
     { name: 'good', password: PASSWORD, service: 'imap' },
+    // one login per loaded client: a login that just failed is checked one request at a
+    // time (login-scheduler.ts), so one login alone would keep only one worker busy
+    { name: 'good2', password: PASSWORD, service: 'imap' },
+    { name: 'good3', password: PASSWORD, service: 'imap' },
+    { name: 'good4', password: PASSWORD, service: 'imap' },
   ]);
   // "slow" holds a worker for 300 ms per request; "hang" for 30 s
   pam.addService('slow', `auth required ${PAM_EXEC_MODULE} /bin/sleep 0.3\nauth required @MATRIX@\naccount required @PERMIT@\n`);
@@ -52,16 +57,16 @@ describe('with -n 2', () => {
     const total = 40;
     const replies: string[] = [];
     let next = 0;
-    const client = async (): Promise<void> => {
+    const client = async (login: string): Promise<void> => {
       while (next < total) {
         const index = next++;
         const right = index % 3 !== 0;
-        const reply = await ask(daemon.socket, 'good', right ? PASSWORD : 'wrong-password', 'slow', '');
+        const reply = await ask(daemon.socket, login, right ? PASSWORD : 'wrong-password', 'slow', '');
         replies.push(reply);
         if (reply === 'OK') assert.ok(right, 'OK for a wrong password');
       }
     };
-    const load = Promise.all([client(), client(), client(), client()]);
+    const load = Promise.all(['good', 'good2', 'good3', 'good4'].map(client));
     await new Promise((resolve) => setTimeout(resolve, 500));
     process.kill(workersBefore[0]!, 'SIGKILL');
     await load;
