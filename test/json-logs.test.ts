@@ -10,24 +10,18 @@ import { Daemon } from './helpers/daemon.js';
 import { PamFixture } from './helpers/pam-fixture.js';
 import { ask } from './helpers/raw-client.js';
 import { assertNoDigestsLogged, assertNoSecretsLogged } from './helpers/secrets.js';
+import type { LogFields } from '../src/log/logger.js';
 
 const GOOD = 'Json-good-pass-1';
 const WRONG = 'Json-wrong-pass-2';
 
-interface JsonLine {
+interface JsonLine extends LogFields {
   readonly level: number;
   readonly time: number;
   readonly pid: number;
   readonly hostname: string;
   readonly name: string;
   readonly msg: string;
-  readonly event?: string;
-  readonly user?: string;
-  readonly service?: string;
-  readonly realm?: string;
-  readonly mechanism?: string;
-  readonly remote?: string;
-  readonly reason?: string;
 }
 
 let pam: PamFixture;

@@ -29,14 +29,7 @@ export class SilentKdc {
       socket.on('error', () => {});
       socket.on('close', () => silent.sockets.delete(socket));
     });
-    await new Promise<void>((resolve, reject) => {
-      udp.once('error', reject);
-      udp.bind(port, '127.0.0.1', () => resolve());
-    });
-    await new Promise<void>((resolve, reject) => {
-      tcp.once('error', reject);
-      tcp.listen(port, '127.0.0.1', () => resolve());
-    });
+    await listenOnBoth(udp, tcp, port);
     return silent;
   }
 
@@ -102,14 +95,7 @@ export class AsOnlyKdcProxy {
       };
       socket.on('data', onData);
     });
-    await new Promise<void>((resolve, reject) => {
-      udp.once('error', reject);
-      udp.bind(port, '127.0.0.1', () => resolve());
-    });
-    await new Promise<void>((resolve, reject) => {
-      tcp.once('error', reject);
-      tcp.listen(port, '127.0.0.1', () => resolve());
-    });
+    await listenOnBoth(udp, tcp, port);
     return proxy;
   }
 
@@ -121,4 +107,16 @@ export class AsOnlyKdcProxy {
     await new Promise<void>((resolve) => this.tcp.close(() => resolve()));
     await new Promise<void>((resolve) => this.udp.close(() => resolve()));
   }
+}
+
+/** Binds the UDP socket and the TCP server to 127.0.0.1:port (a KDC answers on both). */
+async function listenOnBoth(udp: UdpSocket, tcp: Server, port: number): Promise<void> {
+  await new Promise<void>((resolve, reject) => {
+    udp.once('error', reject);
+    udp.bind(port, '127.0.0.1', () => resolve());
+  });
+  await new Promise<void>((resolve, reject) => {
+    tcp.once('error', reject);
+    tcp.listen(port, '127.0.0.1', () => resolve());
+  });
 }
