@@ -13,7 +13,8 @@
  */
 import { REPLY, cString, type WireRequest } from '../protocol/codec.js';
 import { printable, type Logger } from '../log/logger.js';
-import { authLine, fieldText, type AuthLine, type RequestFields } from '../log/auth-line.js';
+import { authLine, type AuthLine, type RequestFields } from '../log/auth-line.js';
+import { logCacheMiss, logCachedSuccess, logCheckedSuccess } from '../log/success-lines.js';
 import { RefusalLog } from '../log/refusal-log.js';
 import type { RequestMetrics, RequestResult } from '../metrics/request-metrics.js';
 import { monotonicMs } from '../runtime/monotonic-clock.js';
@@ -22,7 +23,8 @@ import { RepeatFailures } from './repeat-failures.js';
 import type { CacheKeyParts, CredentialCache } from './credential-cache.js';
 import { FailureDelays } from './failure-delays.js';
 import { KeyedDigest } from './keyed-digest.js';
-import type { CheckResult, LoginScheduler, Refusal } from './login-scheduler.js';
+import type { AttemptIds, CheckResult, LoginScheduler, Refusal } from './login-scheduler.js';
+import { accountKey, cacheKeyOf, logFieldsOf, requestParts, type RequestParts } from './request-parts.js';
 
 export interface AuthenticatorOptions {
   /** `-a`, as given (log lines show it). */
@@ -39,6 +41,15 @@ export interface AuthenticatorOptions {
   readonly cache?: CredentialCache | undefined;
   /** Counts every answer by result and service, with its latency (metrics). */
   readonly metrics?: RequestMetrics | undefined;
+  /** Names logins and passwords for the scheduler; shared with the workers (same key). */
+  readonly digest?: KeyedDigest;
+}
+
+/** A worker's answer to a request it checked on its fast path and handed over (a NO). */
+export interface HandedOverAnswer {
+  readonly reply: string;
+  readonly failDelayMs: number;
+  readonly unavailable: boolean;
 }
 
 /** How the request being answered ended; set by whichever step answers it. */
@@ -46,14 +57,29 @@ interface Tally {
   result: RequestResult;
 }
 
+/** A request whose credentials a mechanism checked, and what its answer must update. */
+interface CheckedRequest {
+  readonly password: Buffer;
+  readonly key: CacheKeyParts;
+  readonly fields: () => RequestFields;
+  readonly tally: Tally;
+  /** Set when the client got its NO at its own deadline while the check ran. */
+  readonly client: { answered: boolean };
+  /** The same credentials were refused a moment ago. */
+  readonly repeat: boolean;
+  /** The cache's generation when the check started (undefined: no fill). */
+  readonly generation?: number | undefined;
+}
+
 export class Authenticator {
   private counters = { ok: 0, no: 0, notChecked: 0 };
   private readonly repeatFailures = new RepeatFailures();
   private readonly delays = new FailureDelays();
-  private readonly digest = new KeyedDigest();
+  private readonly digest: KeyedDigest;
   private readonly refusals: RefusalLog<AuthLine>;
 
   constructor(private readonly options: AuthenticatorOptions) {
+    this.digest = options.digest ?? new KeyedDigest();
     this.refusals = new RefusalLog<AuthLine>((line) => options.log.error(line.text, line.fields));
   }
 
@@ -89,39 +115,56 @@ export class Authenticator {
     }
   }
 
+  /**
+   * A request a worker checked itself and handed over with the mechanism's NO (workers send
+   * every NO here): logged, remembered and delayed as if the check had run from here. Never
+   * throws; the password buffer is zeroed.
+   */
+  async answerChecked(request: WireRequest, answer: HandedOverAnswer): Promise<string> {
+    const startedAt = monotonicMs();
+    const tally: Tally = { result: 'no' };
+    try {
+      const parts = requestParts(request, this.options.appendRealm);
+      if (parts.login.length === 0 || parts.password.length === 0) return REPLY.internalFailure; // never sent by a worker
+      const key = cacheKeyOf(parts);
+      const turn = this.options.scheduler.occupy(this.attemptIds(parts));
+      const outcome: JobOutcome = { reply: answer.reply, failDelayMs: answer.failDelayMs, fromMechanism: !answer.unavailable };
+      const settled = await this.settle(outcome, {
+        password: parts.password,
+        key,
+        fields: () => logFieldsOf(parts),
+        tally,
+        client: { answered: false },
+        repeat: this.repeatFailures.isRepeat(key, parts.password),
+      });
+      turn.finish(settled.result);
+      return settled.text;
+    } finally {
+      request.password.fill(0);
+      this.options.metrics?.record(tally.result, cString(request.service), monotonicMs() - startedAt);
+    }
+  }
+
+  private attemptIds(parts: RequestParts): AttemptIds {
+    const account = accountKey(parts.user);
+    return { login: this.digest.of(account), credential: this.digest.of(account, parts.password), password: this.digest.of(parts.password) };
+  }
+
   private async answer(request: WireRequest, startedAt: number, tally: Tally): Promise<string> {
-    const password = cString(request.password);
+    const parts = requestParts(request, this.options.appendRealm);
+    const { password, user, service, realm, remoteHost } = parts;
     /** False while a check that outlived its client's deadline still needs the password. */
     let wipeNow = true;
     try {
-      const login = cString(request.login);
-      if (login.length === 0) return this.refuse(REPLY.nullLogin, 'NULL login received', tally);
+      if (parts.login.length === 0) return this.refuse(REPLY.nullLogin, 'NULL login received', tally);
       if (password.length === 0) return this.refuse(REPLY.nullPassword, 'NULL password received', tally);
-      const service = cString(request.service);
-      const realm = cString(request.realm);
-      const user =
-        this.options.appendRealm && realm.length > 0 ? Buffer.concat([login, Buffer.from('@'), realm]) : login;
-      const remoteHost = clientHost(request.clientAddress);
       // Rendered only for a line that is written: most requests log nothing without -d/-V.
-      const fields = (): RequestFields => ({
-        user: fieldText(user),
-        service: fieldText(service),
-        realm: fieldText(realm),
-        remote: fieldText(remoteHost),
-      });
+      const fields = (): RequestFields => logFieldsOf(parts);
       const cache = this.options.cache;
-      const key = { user, realm, service, remote: remoteHost };
+      const key = cacheKeyOf(parts);
       if (cache && this.answeredFromCache(cache, key, password, fields, tally)) return 'OK';
 
-      // The login is the account the mechanism checks: the user after -r, never the realm on
-      // its own (PAM ignores it: a new realm per guess must not make a new login), folded
-      // the way most backends fold it (LDAP, Kerberos, sssd…: `Bob ` is `bob`), so spelling
-      // variants of one account share its turn. Folding too much only costs fairness.
-      const account = accountKey(user);
-      const admission = await this.options.scheduler.admit(
-        { login: this.digest.of(account), credential: this.digest.of(account, password), password: this.digest.of(password) },
-        this.options.jobTimeoutMs,
-      );
+      const admission = await this.options.scheduler.admit(this.attemptIds(parts), this.options.jobTimeoutMs);
       if (!admission.granted) return this.notChecked(refusalReply(admission), fields, tally, admission);
       const { turn } = admission;
       // The same credentials may have been checked while this request waited for its turn.
@@ -166,10 +209,17 @@ export class Authenticator {
     tally: Tally,
     client: { answered: boolean },
   ): Promise<{ text: string; result: CheckResult }> {
-    const { cache, log, mechanism } = this.options;
     const repeat = this.repeatFailures.isRepeat(key, job.password);
-    const generation = cache?.generation;
+    const generation = this.options.cache?.generation;
     const outcome = await this.options.runJob(job, repeat ? 'repeat' : 'normal');
+    return this.settle(outcome, { password: job.password, key, fields, tally, client, repeat, generation });
+  }
+
+  /** What follows from a mechanism's answer: cache, repeat memory, counters, log line, failure delay. */
+  private async settle(outcome: JobOutcome, checked: CheckedRequest): Promise<{ text: string; result: CheckResult }> {
+    const { password, key, fields, tally, client, repeat, generation } = checked;
+    const job = { password };
+    const { cache, log, mechanism } = this.options;
     let reply = outcome.reply;
     if (!reply.startsWith('OK') && !reply.startsWith('NO')) {
       log.error(`mechanism returned unknown response: ${printable(Buffer.from(reply, 'latin1'))}`);
@@ -183,17 +233,13 @@ export class Authenticator {
     }
     let result: CheckResult;
     if (reply.startsWith('OK')) {
-      cache?.remember(key, job.password, generation);
+      if (generation !== undefined) cache?.remember(key, job.password, generation);
       if (repeat) this.repeatFailures.recordSuccess(key, job.password);
       if (!client.answered) {
         this.counters.ok++;
         tally.result = 'ok';
       }
-      if (log.verbose) {
-        const late = client.answered ? 'late: the client was answered NO at its deadline' : undefined;
-        const line = authLine('auth success', fields(), mechanism, late);
-        log.debug(line.text, line.fields);
-      }
+      logCheckedSuccess(log, fields, mechanism, client.answered ? 'late: the client was answered NO at its deadline' : undefined);
       result = 'success';
     } else {
       cache?.forget(key); // a changed password stops the old one now, not at expiry
@@ -250,22 +296,13 @@ export class Authenticator {
     tally: Tally,
   ): boolean {
     const found = cache.lookup(key, password);
-    const verbose = this.options.log.verbose;
-    const where = (): string => `[login=${printable(key.user)}] [service=${printable(key.service)}] [realm=${printable(key.realm)}]`;
     if (found === 'hit') {
       this.counters.ok++;
       tally.result = 'ok';
-      if (verbose) {
-        this.options.log.debug(`${where()}: found with valid passwd`);
-        const line = authLine('auth success (cached)', fields());
-        this.options.log.debug(line.text, line.fields);
-        this.options.log.debug('response: OK');
-      }
+      logCachedSuccess(this.options.log, key, fields);
       return true;
     }
-    if (verbose && found !== 'uncacheable') {
-      this.options.log.debug(`${where()}: ${found === 'mismatch' ? 'found with invalid passwd' : 'not found'}, update pending`);
-    }
+    if (found !== 'uncacheable') logCacheMiss(this.options.log, key, found === 'mismatch');
     return false;
   }
 
@@ -288,27 +325,8 @@ function beforeDeadline<T>(promise: Promise<T>, ms: number): Promise<T | undefin
   });
 }
 
-/** The login as most backends compare it: ASCII case folded, surrounding blanks dropped. */
-export function accountKey(user: Buffer): Buffer {
-  let start = 0;
-  let end = user.length;
-  while (start < end && (user[start] === 0x20 || user[start] === 0x09)) start++;
-  while (end > start && (user[end - 1] === 0x20 || user[end - 1] === 0x09)) end--;
-  const folded = Buffer.from(user.subarray(start, end));
-  for (let i = 0; i < folded.length; i++) if (folded[i]! >= 0x41 && folded[i]! <= 0x5a) folded[i]! += 0x20;
-  return folded;
-}
-
 function refusalReply(refusal: Refusal): string {
   if (refusal.reason === 'timeout') return POOL_REPLY.timeout;
   if (refusal.reason === 'stopped') return POOL_REPLY.shuttingDown;
   return POOL_REPLY.busy;
-}
-
-/** The host part of a 5th field `ip;port` (what PAM_RHOST gets), or empty. */
-function clientHost(address: Buffer | undefined): Buffer {
-  if (!address) return Buffer.alloc(0);
-  const field = cString(address);
-  const semicolon = field.indexOf(0x3b);
-  return semicolon === -1 ? field : field.subarray(0, semicolon);
 }

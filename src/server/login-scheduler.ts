@@ -66,6 +66,11 @@ export interface SchedulerOptions {
   /** Requests that may wait for a turn; past it `busy` at once (`--max-queue`). */
   readonly maxWaiting: number;
   readonly now?: () => number;
+  /**
+   * Told of every check's outcome for a login (the digests of its login and password): the
+   * primary publishes suspects to the workers through it (shared/suspect-table.ts).
+   */
+  readonly onOutcome?: (ids: AttemptIds, result: CheckResult) => void;
 }
 
 export interface SchedulerStats {
@@ -177,6 +182,17 @@ export class LoginScheduler {
   /** Is this login suspect now (a recent failure, or a password refused for any login)? */
   isSuspect(ids: AttemptIds): boolean {
     return this.failedLogins.has(ids.login) || this.refusedPasswords.has(ids.password);
+  }
+
+  /**
+   * A turn for a check that already ran elsewhere (a worker answered on its fast path and
+   * handed its NO over), granted at once whatever the limits: the check happened, and its
+   * outcome and failure delay must count for its login like any other's.
+   */
+  occupy(ids: AttemptIds): Turn {
+    const line = this.lineFor(ids.login);
+    line.running++;
+    return this.turn(ids.login, line, ids, false, false);
   }
 
   /** Answers every waiting request `stopped` (shutdown); running turns end normally. */
@@ -291,6 +307,7 @@ export class LoginScheduler {
           this.suspectRunning--;
           line.exclusive = false;
         }
+        this.options.onOutcome?.(ids, result);
         if (result === 'failure') {
           this.failedLogins.note(ids.login);
           this.refusedPasswords.note(ids.password);

@@ -1,0 +1,106 @@
+/**
+ * What each worker is doing on the fast path, published in shared memory for the primary:
+ * one record per worker place (the pool hands each worker its place index at spawn).
+ *
+ * Concurrency: each record has one writer, its worker; the primary only reads. A record the
+ * primary reads while the worker runs may be mid-update — it uses such a read only to decide
+ * whether to look closer (a check that looks past its deadline). Before it acts, it stops the
+ * worker (SIGSTOP, workers/seize-client.ts) and reads again: a stopped worker writes nothing,
+ * so that second read is exact. The sequence number tells one check from the next.
+ *
+ * Record (Int32 words, then Float64s): seq, state, client fd, pid, checks done; started at,
+ * last active at (systemMonotonicMs).
+ */
+import { systemMonotonicMs } from '../runtime/monotonic-clock.js';
+
+export const ActivityState = { idle: 0, checking: 1 } as const;
+export type ActivityStateCode = (typeof ActivityState)[keyof typeof ActivityState];
+
+const INT_WORDS = 6; // seq, state, fd, pid, checksDone, spare
+const FLOAT_WORDS = 2; // startedAt, lastActiveAt
+const RECORD_BYTES = INT_WORDS * 4 + FLOAT_WORDS * 8; // 40: Float64 fields stay 8-aligned
+const SEQ = 0;
+const STATE = 1;
+const FD = 2;
+const PID = 3;
+const CHECKS = 4;
+const STARTED = 0;
+const LAST_ACTIVE = 1;
+
+export interface ActivitySnapshot {
+  readonly seq: number;
+  readonly state: ActivityStateCode;
+  readonly fd: number;
+  readonly pid: number;
+  readonly checksDone: number;
+  readonly startedAt: number;
+  readonly lastActiveAt: number;
+}
+
+export class WorkerActivity {
+  static bytesFor(places: number): number {
+    return Math.max(1, places) * RECORD_BYTES;
+  }
+
+  private readonly ints: Int32Array;
+  private readonly floats: Float64Array;
+
+  constructor(
+    buffer: ArrayBuffer,
+    offset: number,
+    readonly places: number,
+    private readonly now: () => number = systemMonotonicMs,
+  ) {
+    this.ints = new Int32Array(buffer, offset, (places * RECORD_BYTES) / 4);
+    this.floats = new Float64Array(buffer, offset, (places * RECORD_BYTES) / 8);
+  }
+
+  /** The primary, before starting a worker in `place`: a clean record. */
+  reset(place: number): void {
+    const base = place * (RECORD_BYTES / 4);
+    for (let i = 0; i < INT_WORDS; i++) Atomics.store(this.ints, base + i, 0);
+    this.ints[base + FD] = -1;
+    this.floats[place * (RECORD_BYTES / 8) + (INT_WORDS * 4) / 8 + STARTED] = 0;
+    this.floats[place * (RECORD_BYTES / 8) + (INT_WORDS * 4) / 8 + LAST_ACTIVE] = this.now();
+  }
+
+  /** The worker: a check on client `fd` starts now. */
+  begin(place: number, fd: number): void {
+    const base = place * (RECORD_BYTES / 4);
+    const floatBase = place * (RECORD_BYTES / 8) + (INT_WORDS * 4) / 8;
+    const now = this.now();
+    this.floats[floatBase + STARTED] = now;
+    this.floats[floatBase + LAST_ACTIVE] = now;
+    this.ints[base + FD] = fd;
+    Atomics.add(this.ints, base + SEQ, 1);
+    Atomics.store(this.ints, base + STATE, ActivityState.checking);
+  }
+
+  /** The worker: the check is over (answered, or handed to the primary). */
+  end(place: number): void {
+    const base = place * (RECORD_BYTES / 4);
+    Atomics.store(this.ints, base + STATE, ActivityState.idle);
+    this.ints[base + FD] = -1;
+    Atomics.add(this.ints, base + CHECKS, 1);
+    this.floats[place * (RECORD_BYTES / 8) + (INT_WORDS * 4) / 8 + LAST_ACTIVE] = this.now();
+  }
+
+  /** The worker, once at start: its pid, for the primary to match place and process. */
+  claim(place: number, pid: number): void {
+    Atomics.store(this.ints, place * (RECORD_BYTES / 4) + PID, pid);
+  }
+
+  read(place: number): ActivitySnapshot {
+    const base = place * (RECORD_BYTES / 4);
+    const floatBase = place * (RECORD_BYTES / 8) + (INT_WORDS * 4) / 8;
+    return {
+      seq: Atomics.load(this.ints, base + SEQ),
+      state: Atomics.load(this.ints, base + STATE) as ActivityStateCode,
+      fd: this.ints[base + FD]!,
+      pid: this.ints[base + PID]!,
+      checksDone: this.ints[base + CHECKS]!,
+      startedAt: this.floats[floatBase + STARTED]!,
+      lastActiveAt: this.floats[floatBase + LAST_ACTIVE]!,
+    };
+  }
+}
