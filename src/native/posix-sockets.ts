@@ -30,6 +30,7 @@ export const EPOLLHUP = 0x010;
 /** Wake one waiting epoll set per event, not all (workers sharing the listening socket). */
 export const EPOLLEXCLUSIVE = 1 << 28;
 const POLLIN = 0x001;
+const POLLOUT = 0x004;
 export const EPOLL_CTL_ADD = 1;
 export const EPOLL_CTL_DEL = 2;
 export const EPOLL_CTL_MOD = 3;
@@ -164,13 +165,22 @@ const pollScratch = Buffer.alloc(8);
  * window on a client that has not sent its whole request yet.
  */
 export function waitReadable(fd: number, timeoutMs: number): number {
+  return waitFor(fd, POLLIN, timeoutMs);
+}
+
+/** Like waitReadable, for room to write (a worker's channel to the primary, when full). */
+export function waitWritable(fd: number, timeoutMs: number): number {
+  return waitFor(fd, POLLOUT, timeoutMs);
+}
+
+function waitFor(fd: number, events: number, timeoutMs: number): number {
   // struct pollfd { int fd; short events; short revents; }
   if (LITTLE_ENDIAN) {
     pollScratch.writeInt32LE(fd, 0);
-    pollScratch.writeInt16LE(POLLIN, 4);
+    pollScratch.writeInt16LE(events, 4);
   } else {
     pollScratch.writeInt32BE(fd, 0);
-    pollScratch.writeInt16BE(POLLIN, 4);
+    pollScratch.writeInt16BE(events, 4);
   }
   pollScratch.writeInt16LE(0, 6);
   return checked(load().poll(pollScratch, 1, Math.max(0, Math.ceil(timeoutMs))));

@@ -8,23 +8,39 @@ import { EventEmitter } from 'node:events';
 import { selfCommand } from '../native/self-exec.js';
 import {
   EAGAIN,
+  EINTR,
   EPOLLIN,
   EPOLLOUT,
   closeFd,
-  readInto,
   sendSome,
   setNonBlocking,
   shutdownWrite,
   socketPair,
 } from '../native/posix-sockets.js';
+import { receiveWithDescriptors, sendWithDescriptor } from '../native/descriptor-passing.js';
 import type { SocketPoller } from '../native/socket-poller.js';
-import { FrameReader, FrameType, decodeResult, encodeJob, type JobFrame, type ResultFrame } from './channel.js';
+import { FrameReader, FrameType, decodeResult, encodeJob, encodeSimple, type JobFrame, type ResultFrame } from './channel.js';
+import { decodeFill, decodeHandoff, type CacheFill, type Handoff } from './fast-path-frames.js';
 
 export interface WorkerProcessEvents {
   ready: [];
   failed: [reason: string];
   result: [result: ResultFrame];
   exit: [code: number | null, signal: NodeJS.Signals | null];
+  /** The worker now takes clients from the listening socket itself. */
+  accepting: [];
+  /** A client connection the worker handed over (the descriptor is ours now). */
+  handoff: [fd: number, handoff: Handoff];
+  /** A cache entry the worker asks the primary to store. */
+  fill: [fill: CacheFill];
+  /** The worker reached --max-jobs-per-worker and stopped accepting. */
+  retire: [];
+}
+
+/** How a worker process is started: the real one spawns; tests may pass their own. */
+export interface WorkerSpawnOptions {
+  /** The shared region's descriptor, inherited as the worker's fd 4 (shared/shared-state.ts). */
+  readonly sharedRegionFd?: number;
 }
 
 /** Read size on the primary's end of a channel: results are a few dozen bytes each. */
@@ -45,10 +61,14 @@ export class WorkerProcess extends EventEmitter<WorkerProcessEvents> {
   private waitingForRoom = false;
   private exited = false;
 
+  /** Descriptors received with frames, not yet matched to their HANDOFF frame (oldest first). */
+  private readonly descriptors: number[] = [];
+
   constructor(
     script: string,
     settingsJson: string,
     private readonly poller: SocketPoller,
+    spawnOptions: WorkerSpawnOptions = {},
   ) {
     super();
     const self = selfCommand('worker', script, [settingsJson]);
@@ -59,7 +79,7 @@ export class WorkerProcess extends EventEmitter<WorkerProcessEvents> {
       this.channelFd = ours;
       workerEnd = theirs;
       child = spawn(self.command, self.args, {
-        stdio: ['ignore', 'inherit', 'inherit', workerEnd],
+        stdio: ['ignore', 'inherit', 'inherit', workerEnd, ...(spawnOptions.sharedRegionFd === undefined ? [] : [spawnOptions.sharedRegionFd])],
         env: self.env,
       });
     } catch {
@@ -89,6 +109,26 @@ export class WorkerProcess extends EventEmitter<WorkerProcessEvents> {
       return;
     }
     this.unsent.push(frame);
+    if (this.unsent.length === 1) this.flush();
+  }
+
+  /** Gives the worker the listening socket: it accepts clients itself from then on. */
+  listen(listenFd: number): void {
+    if (this.channelFd < 0 || this.unsent.length > 0) {
+      // Frames are queued (a worker not reading): the socket is not worth queuing behind them.
+      return;
+    }
+    const frame = encodeSimple(FrameType.listen);
+    let sent = sendWithDescriptor(this.channelFd, frame, listenFd);
+    if (sent === -EINTR) sent = sendWithDescriptor(this.channelFd, frame, listenFd);
+    if (sent < 0 && sent !== -EAGAIN) this.kill('SIGKILL');
+    // -EAGAIN: the channel is full; the worker stays on the jobs the primary sends it.
+  }
+
+  /** Asks the worker to stop accepting clients (it still runs jobs until its channel closes). */
+  quiesce(): void {
+    if (this.channelFd < 0) return;
+    this.unsent.push(encodeSimple(FrameType.quiesce));
     if (this.unsent.length === 1) this.flush();
   }
 
@@ -135,8 +175,9 @@ export class WorkerProcess extends EventEmitter<WorkerProcessEvents> {
 
   private readResults(): void {
     for (;;) {
-      const count = readInto(this.channelFd, channelChunk);
-      if (count === -EAGAIN) return;
+      const { count, fds } = receiveWithDescriptors(this.channelFd, channelChunk);
+      this.descriptors.push(...fds);
+      if (count === -EAGAIN || count === -EINTR) return;
       if (count <= 0) {
         // EOF or an error: the worker is gone or going; its exit event tells the story.
         this.poller.unwatch(this.channelFd);
@@ -145,6 +186,7 @@ export class WorkerProcess extends EventEmitter<WorkerProcessEvents> {
       let frames: { type: number; payload: Buffer }[];
       try {
         frames = [...this.reader.push(Buffer.from(channelChunk.subarray(0, count)))];
+        channelChunk.fill(0, 0, count); // a handoff holds a client's request
       } catch {
         this.kill('SIGKILL'); // a worker that speaks garbage cannot be trusted with a reply
         return;
@@ -156,7 +198,24 @@ export class WorkerProcess extends EventEmitter<WorkerProcessEvents> {
   private onFrame(type: number, payload: Buffer): void {
     if (type === FrameType.ready) this.emit('ready');
     else if (type === FrameType.result) this.emit('result', decodeResult(payload));
+    else if (type === FrameType.handoff) this.onHandoff(payload);
+    else if (type === FrameType.fill) this.emit('fill', decodeFill(payload));
+    else if (type === FrameType.accepting) this.emit('accepting');
+    else if (type === FrameType.retire) this.emit('retire');
     else if (type === FrameType.failed) this.emit('failed', payload.toString('utf8'));
+  }
+
+  /** A descriptor arrives no later than the first byte of the frame it was sent with. */
+  private onHandoff(payload: Buffer): void {
+    const fd = this.descriptors.shift();
+    const handoff = decodeHandoff(payload);
+    payload.fill(0); // the request's bytes (a password) were copied into the handoff
+    if (fd === undefined) {
+      handoff.received.fill(0);
+      this.kill('SIGKILL'); // a handoff without its connection: this worker's channel is not to be trusted
+      return;
+    }
+    this.emit('handoff', fd, handoff);
   }
 
   private onExit(code: number | null, signal: NodeJS.Signals | null): void {
@@ -164,6 +223,7 @@ export class WorkerProcess extends EventEmitter<WorkerProcessEvents> {
     this.exited = true;
     if (this.channelFd >= 0) {
       this.readResults(); // a result written just before the exit still counts
+      for (const fd of this.descriptors.splice(0)) closeFd(fd);
       this.poller.unwatch(this.channelFd);
       closeFd(this.channelFd);
       this.channelFd = -1;
