@@ -33,6 +33,11 @@ export class CacheReader {
     return lookupDigests(this.table, keyDigest, this.digests.macOf(password), this.now());
   }
 
+  /** Lookups of this process that met a write in progress (and missed). */
+  get readsInDoubt(): number {
+    return this.table.readsInDoubt;
+  }
+
   keyDigestOf(parts: CacheKeyParts): Buffer | undefined {
     return this.digests.keyDigestOf(parts);
   }

@@ -169,6 +169,8 @@ export interface TableCounters {
 /** What readers and the writer share: lookups and the counters. */
 class TableAccess {
   protected readonly views: TableViews;
+  /** This process's lookups that met a write in progress and missed (tests, diagnostics). */
+  readsInDoubt = 0;
 
   constructor(section: TableSection) {
     this.views = new TableViews(section);
@@ -191,20 +193,22 @@ class TableAccess {
     for (let slot = first; slot < end; slot++) {
       const sequence = views.sequenceIndex(slot);
       const before = Atomics.load(views.words, sequence);
-      if ((before & 1) !== 0) {
-        // being written: it may be this key's entry, so no answer can be trusted
-        return undefined;
-      }
+      if ((before & 1) !== 0) return this.inDoubt(); // being written: it may be this key's entry
       if (!views.keyMatches(slot, keyDigest)) {
-        if (Atomics.load(views.words, sequence) !== before) return undefined;
+        if (Atomics.load(views.words, sequence) !== before) return this.inDoubt();
         continue;
       }
       const copy = { generation: views.generationOf(slot), storedAt: views.storedAtOf(slot), mac: views.macOf(slot) };
-      if (Atomics.load(views.words, sequence) !== before) return undefined;
+      if (Atomics.load(views.words, sequence) !== before) return this.inDoubt();
       if (copy.generation < views.floor || copy.generation < FIRST_GENERATION) return undefined;
       if (!(now - copy.storedAt < views.lifetimeMs)) return undefined;
       return copy;
     }
+    return undefined;
+  }
+
+  private inDoubt(): undefined {
+    this.readsInDoubt++;
     return undefined;
   }
 
@@ -231,8 +235,8 @@ export interface WriterOptions {
   readonly capacity: number;
   readonly lifetimeMs: number;
   /**
-   * Test only: called in the middle of each write, between the halves of the digests, so a
-   * test can hold a write open while readers in other processes look.
+   * Test only: called twice in the middle of each write (after the key digest, and between
+   * the halves of the MAC), so a test can hold a write open while readers look.
    */
   readonly pauseMidWrite?: () => void;
 }
@@ -364,11 +368,13 @@ export class CredentialTableWriter extends TableAccess {
     Atomics.store(views.words, sequence, (start + 1) | 0); // odd: readers distrust the slot
     views.words[(base + S_GENERATION) / 4] = generation;
     views.floats[(base + S_STORED_AT) / 8] = storedAt;
+    views.bytes.set(keyDigest, base + S_KEY);
+    // Test hook (no-op in the daemon): these are the moments a reader without the seqlock
+    // would take the new key with the old MAC, or with half of each.
+    this.pauseMidWrite?.();
     const half = DIGEST_BYTES / 2;
-    views.bytes.set(keyDigest.subarray(0, half), base + S_KEY);
     views.bytes.set(mac.subarray(0, half), base + S_MAC);
     this.pauseMidWrite?.();
-    views.bytes.set(keyDigest.subarray(half), base + S_KEY + half);
     views.bytes.set(mac.subarray(half), base + S_MAC + half);
     Atomics.store(views.words, sequence, (start + 2) | 0); // even again: a complete entry
   }
