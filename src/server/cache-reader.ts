@@ -30,7 +30,7 @@ export class CacheReader {
   lookup(parts: CacheKeyParts, password: Buffer): LookupResult {
     const keyDigest = this.digests.keyDigestOf(parts);
     if (keyDigest === undefined) return 'uncacheable';
-    return lookupDigests(this.table, keyDigest, this.digests.macOf(password), this.now());
+    return lookupDigests(this.table, keyDigest, () => this.digests.macOf(password), this.now());
   }
 
   /** Lookups of this process that met a write in progress (and missed). */
@@ -47,10 +47,18 @@ export class CacheReader {
   }
 }
 
-/** A lookup by digests, counted in the table (shared by the primary's cache and the workers'). */
-export function lookupDigests(table: Pick<CredentialTableReader, 'find' | 'countHit' | 'countMiss'>, keyDigest: Buffer, mac: Buffer, now: number): LookupResult {
+/**
+ * A lookup by digests, counted in the table (shared by the primary's cache and the workers');
+ * the password's MAC is computed only when there is an entry to compare it with.
+ */
+export function lookupDigests(
+  table: Pick<CredentialTableReader, 'find' | 'countHit' | 'countMiss'>,
+  keyDigest: Buffer,
+  macOfPassword: () => Buffer,
+  now: number,
+): LookupResult {
   const entry = table.find(keyDigest, now);
-  if (entry && timingSafeEqual(entry.mac, mac)) {
+  if (entry && timingSafeEqual(entry.mac, macOfPassword())) {
     table.countHit();
     return 'hit';
   }

@@ -107,7 +107,7 @@ export class CredentialCache {
     const keyDigest = this.digests.keyDigestOf(parts);
     if (keyDigest === undefined) return 'uncacheable';
     const now = this.now();
-    const found = lookupDigests(this.table, keyDigest, this.digests.macOf(password), now);
+    const found = lookupDigests(this.table, keyDigest, () => this.digests.macOf(password), now);
     if (found === 'miss') this.dropExpired(keyDigest, now);
     return found;
   }

@@ -10,7 +10,8 @@
  * seqlock) settles it: the writer makes the sequence odd, writes the fields, makes it even
  * again (each step an Atomics.store, so no store moves across it); a reader loads the
  * sequence (Atomics.load), copies the fields, loads it again, and trusts the copy only when
- * both loads saw the same even number. On any doubt — an odd or changed sequence, a header
+ * both loads saw the same even number (Atomics operations are sequentially consistent, so
+ * neither side's plain field accesses move across them). On any doubt — an odd or changed sequence, a header
  * not (yet) formatted or of another version, a geometry that does not fit the section — the
  * reader answers "not found", which costs one mechanism check and can never produce a wrong
  * `OK`: a hit needs a key digest and a password MAC that the writer stored together in one
@@ -169,8 +170,7 @@ export interface TableCounters {
 /** What readers and the writer share: lookups and the counters. */
 class TableAccess {
   protected readonly views: TableViews;
-  /** This process's lookups that met a write in progress and missed (tests, diagnostics). */
-  readsInDoubt = 0;
+  private doubts = 0;
 
   constructor(section: TableSection) {
     this.views = new TableViews(section);
@@ -207,8 +207,13 @@ class TableAccess {
     return undefined;
   }
 
+  /** This process's lookups that met a write in progress and missed (tests, diagnostics). */
+  get readsInDoubt(): number {
+    return this.doubts;
+  }
+
   private inDoubt(): undefined {
-    this.readsInDoubt++;
+    this.doubts++;
     return undefined;
   }
 
