@@ -4,20 +4,21 @@
  *
  * Concurrency: there is ONE writer, the primary (CredentialTableWriter; a second writer on
  * the same section is refused at construction), and any number of readers, the workers
- * (CredentialTableReader, which has no method that stores an entry). Because only one process
- * ever writes a slot, writes need no lock and never race each other; the only race is a
- * reader copying a slot while the writer rewrites it, and a sequence number per slot (a
- * seqlock) settles it: the writer makes the sequence odd, writes the fields, makes it even
- * again (each step an Atomics.store, so no store moves across it); a reader loads the
- * sequence (Atomics.load), copies the fields, loads it again, and trusts the copy only when
- * both loads saw the same even number (Atomics operations are sequentially consistent, so
- * neither side's plain field accesses move across them). On any doubt — an odd or changed sequence, a header
- * not (yet) formatted or of another version, a geometry that does not fit the section — the
- * reader answers "not found", which costs one mechanism check and can never produce a wrong
- * `OK`: a hit needs a key digest and a password MAC that the writer stored together in one
- * completed write, under the current generation, within the lifetime. Readers never wait:
- * a reader that loses the race just misses. The hit and miss counters are the only fields
- * every process writes, and they are Atomics.add'ed.
+ * (CredentialTableReader, which has no method that stores an entry). Since only one process
+ * ever writes a slot, writes never race each other and need no lock; and no lock is wanted:
+ * a worker SIGKILLed at its deadline could die holding one, and a reader must never make
+ * the primary wait. The one race left, a reader copying a slot while the writer rewrites
+ * it, is settled by a sequence number per slot (a seqlock): the writer makes the sequence
+ * odd, writes the fields, makes it even again; a reader loads the sequence, copies the
+ * fields, loads it again, and trusts the copy only when both loads saw the same even number
+ * (the sequence is only touched with Atomics, which are sequentially consistent, so neither
+ * side's plain field accesses move across them). On any doubt — an odd or changed sequence,
+ * a header not (yet) formatted or of another version, a geometry that does not fit the
+ * section — the reader answers "not found", which costs one mechanism check and can never
+ * produce a wrong `OK`: a hit needs a key digest and a password MAC that the writer stored
+ * together in one completed write, under a generation no flush has passed, within the
+ * lifetime. Readers never wait: one that loses the race just misses. The hit and miss
+ * counters are the only fields every process writes, and they are Atomics.add'ed.
  *
  * Layout: a 64-byte header (version, geometry, generation, flush floor, writer pid, lifetime,
  * hit and miss counters), then `capacity` slots of SLOT_BYTES, grouped in sets of WAYS slots
