@@ -20,7 +20,8 @@ import { findMechanism } from '../mechanisms/registry.js';
 import { notifySystemd } from '../native/systemd.js';
 import { WorkerPool } from '../workers/pool.js';
 import { Authenticator } from './authenticator.js';
-import { CredentialCache } from './credential-cache.js';
+import { CredentialCache, privateCacheSection } from './credential-cache.js';
+import { KeyedDigest } from './keyed-digest.js';
 import { LoginScheduler } from './login-scheduler.js';
 import { FrontDoor } from './front-door.js';
 import { acquireInstanceLock, type InstanceLock } from './instance-lock.js';
@@ -97,7 +98,13 @@ export async function startPrimary(config: Config, log: Logger): Promise<Running
     if (log.verbose && config.workers > 0) log.debug('using process model');
 
     const cache = config.cache.enabled
-      ? new CredentialCache({ sizeKb: config.cache.sizeKb, timeoutSeconds: config.cache.timeoutSeconds })
+      ? new CredentialCache({
+          sizeKb: config.cache.sizeKb,
+          timeoutSeconds: config.cache.timeoutSeconds,
+          // issue 13 puts this section in the shared region and the key in its header
+          section: privateCacheSection(config.cache.sizeKb),
+          digest: new KeyedDigest(),
+        })
       : undefined;
     if (cache && log.verbose) {
       log.debug(`cache table: ${cache.capacity} entries (HMAC-SHA256 under a per-start key, in memory)`);
