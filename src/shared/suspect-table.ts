@@ -77,6 +77,7 @@ export class SuspectTableReader {
 
   /** Is this login, or this password, suspect? Digests as KeyedDigest.bytesOf gives them. */
   isSuspect(loginDigest: Buffer, passwordDigest: Buffer): boolean {
+    if (!this.formatted()) return true;
     const now = this.now();
     if (!this.maybeAnyAt(now)) return false;
     return this.seen(this.logins, loginDigest, now) || this.seen(this.passwords, passwordDigest, now);
