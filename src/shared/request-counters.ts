@@ -9,7 +9,7 @@
  * life; the latency sum is whole microseconds). Service names come from clients: they get
  * one of MAX_SERVICE_LABELS label slots, each claimed with Atomics.compareExchange (EMPTY →
  * WRITING), written, then published (READY). Whoever loses the claim on a slot waits for the
- * winner to publish it (at most LABEL_WAIT_MS) and compares names: two processes adding the
+ * winner to publish it (sleeping, at most LABEL_WAIT_MS) and compares names: two processes adding the
  * same new service at once end with one label. A slot still WRITING past the wait (its writer
  * descheduled, stopped or killed) is skipped, so nothing ever blocks; should its writer finish
  * later with the same name, the snapshot adds same-named slots together, so a label is never
@@ -51,8 +51,17 @@ const WRITING = 1;
 const READY = 2;
 /** Longest service name with a label of its own: the protocol's longest field. */
 const MAX_LABEL_BYTES = MAX_FIELD_BYTES;
-/** How long a process waits for another to publish a label it claimed (microseconds of work). */
-const LABEL_WAIT_MS = 2;
+/**
+ * How long a process waits for another to publish a label it claimed. Publishing takes well
+ * under a microsecond of work, but the claimer may be descheduled right then (on a busy
+ * 2-core machine, for several milliseconds): this is far above any time slice, and is only
+ * ever spent once per slot and process when the claimer really stopped (SIGSTOP, killed).
+ */
+const LABEL_WAIT_MS = 100;
+/** Each look at a slot being published is followed by this sleep, leaving the CPU to its claimer. */
+const LABEL_POLL_MS = 0.2;
+/** Atomics.wait needs a SharedArrayBuffer (the region is not one): a private word to sleep on. */
+const sleepWord = new Int32Array(new SharedArrayBuffer(4));
 
 const COUNTERS_BYTES = COUNTER_WORDS * 8;
 const LABEL_STATES_BYTES = MAX_SERVICE_LABELS * LABEL_WORDS * 4;
@@ -189,9 +198,10 @@ export class RequestMetrics {
     this.contended++;
     const deadline = monotonicMs() + LABEL_WAIT_MS;
     let state = Atomics.load(this.labels, stateAt);
-    // A spin, not Atomics.wait: the region is not a SharedArrayBuffer. The writer needs
-    // well under a microsecond unless it is descheduled.
-    while (state === WRITING && monotonicMs() < deadline) state = Atomics.load(this.labels, stateAt);
+    while (state === WRITING && monotonicMs() < deadline) {
+      Atomics.wait(sleepWord, 0, 0, LABEL_POLL_MS); // sleeps: a spin could keep the claimer off the CPU
+      state = Atomics.load(this.labels, stateAt);
+    }
     if (state === WRITING) this.stalledSlots.add(slot);
     return state;
   }
