@@ -3,12 +3,15 @@
  * failed login and its password are suspect for ten minutes, a success clears the login
  * only), eviction within a set, the cheap "anything at all?" check, and the reader's safe
  * side when it cannot tell. Writer and readers share one buffer here, as the primary and
- * workers share the region (test/shared-counters-hammer.test.ts does it across processes).
+ * workers share the region (test/shared-counters-hammer.test.ts does it across processes),
+ * and a fast-check model test against the scheduler's in-process memory (recent-memory.ts).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
 import { KeyedDigest } from '../src/server/keyed-digest.js';
 import { SUSPECT_MEMORY_MS } from '../src/server/login-scheduler.js';
+import { RecentMemory } from '../src/server/recent-memory.js';
 import { RecentDigests } from '../src/shared/recent-digests.js';
 import { privateSection } from '../src/shared/section.js';
 import { SuspectTable, SuspectTableReader } from '../src/shared/suspect-table.js';
@@ -139,4 +142,47 @@ test('many logins: each noted one reads suspect, the others clean (set spread, n
     assert.equal(reader.isSuspect(login(`noted${index}`), password('fine')), true);
     assert.equal(reader.isSuspect(login(`clean${index}`), password('fine')), false);
   }
+});
+
+test('the same answers as the scheduler\'s own memory, for any sequence of failures, successes and time (fast-check)', () => {
+  const logins = ['bob', 'alice', 'carol', 'dave'];
+  const passwords = ['p1', 'p2', 'p3'];
+  const operation = fc.oneof(
+    fc.record({ kind: fc.constant('fail' as const), login: fc.integer({ min: 0, max: 3 }), password: fc.integer({ min: 0, max: 2 }) }),
+    fc.record({ kind: fc.constant('succeed' as const), login: fc.integer({ min: 0, max: 3 }) }),
+    fc.record({ kind: fc.constant('wait' as const), ms: fc.constantFrom(1, 999, 1000, SUSPECT_MEMORY_MS - 1, SUSPECT_MEMORY_MS, SUSPECT_MEMORY_MS / 3) }),
+    fc.record({ kind: fc.constant('clear' as const) }),
+  );
+  fc.assert(
+    fc.property(fc.array(operation, { maxLength: 40 }), (operations) => {
+      const { clock, writer, reader } = tables();
+      const now = (): number => clock.now;
+      let model = { logins: new RecentMemory(SUSPECT_MEMORY_MS, 1000, now), passwords: new RecentMemory(SUSPECT_MEMORY_MS, 1000, now) };
+      for (const step of operations) {
+        if (step.kind === 'fail') {
+          writer.noteFailure(login(logins[step.login]!), password(passwords[step.password]!));
+          model.logins.note(logins[step.login]!);
+          model.passwords.note(passwords[step.password]!);
+        } else if (step.kind === 'succeed') {
+          writer.clearLogin(login(logins[step.login]!));
+          model.logins.forget(logins[step.login]!);
+        } else if (step.kind === 'wait') {
+          clock.now += step.ms;
+        } else {
+          writer.clear();
+          model = { logins: new RecentMemory(SUSPECT_MEMORY_MS, 1000, now), passwords: new RecentMemory(SUSPECT_MEMORY_MS, 1000, now) };
+        }
+        let any = false;
+        for (const each of logins) {
+          for (const other of [...passwords, 'never-refused']) {
+            const expected = model.logins.has(each) || model.passwords.has(other);
+            any ||= expected;
+            assert.equal(reader.isSuspect(login(each), password(other)), expected, `${each}/${other}`);
+          }
+        }
+        if (any) assert.equal(reader.maybeAny(), true);
+      }
+    }),
+    { numRuns: 300 },
+  );
 });
