@@ -6,7 +6,7 @@
 import type { Logger } from '../log/logger.js';
 import { daemonMetricFamilies, type DaemonSnapshot } from '../metrics/daemon-metrics.js';
 import { renderMetrics, type ExpositionFormat } from '../metrics/exposition.js';
-import type { RequestMetrics } from '../metrics/request-metrics.js';
+import type { RequestMetrics } from '../shared/request-counters.js';
 import type { Authenticator } from '../server/authenticator.js';
 import type { CredentialCache, UserFilter } from '../server/credential-cache.js';
 import type { FrontDoor } from '../server/front-door.js';

@@ -29,7 +29,7 @@ import { RecentMemory } from './recent-memory.js';
 /** How long a failure makes its login (and its password) suspect. */
 export const SUSPECT_MEMORY_MS = 10 * 60_000;
 /** Logins and passwords remembered as suspect; beyond it the oldest are forgotten. */
-const SUSPECT_MEMORY_CAPACITY = 50_000;
+export const SUSPECT_MEMORY_CAPACITY = 50_000;
 
 /** Digests naming one request's login, its credentials, and its password alone. */
 export interface AttemptIds {

@@ -14,7 +14,7 @@ import { packageVersion } from '../version.js';
 import { Operations } from '../control/operations.js';
 import { listenForControl } from '../control/control-server.js';
 import { controlSocketPath } from '../control/protocol.js';
-import { RequestMetrics } from '../metrics/request-metrics.js';
+import { RequestMetrics } from '../shared/request-counters.js';
 import { formatAddress, listenForMetrics, type MetricsListener } from '../metrics/metrics-http.js';
 import { findMechanism } from '../mechanisms/registry.js';
 import { notifySystemd } from '../native/systemd.js';
