@@ -13,6 +13,7 @@
  * first failure instead of up to 8 hours later; SIGHUP empties it, and a check that was
  * running across the flush does not refill it (generation).
  */
+import { privateSection } from '../shared/section.js';
 import { systemMonotonicMs } from '../runtime/monotonic-clock.js';
 import { CredentialTableWriter, type TableSection } from '../shared/credential-table.js';
 import { CacheDigests, type CacheKeyParts } from './cache-digests.js';
@@ -39,8 +40,7 @@ export function cacheSectionBytes(sizeKb: number | undefined): number {
 
 /** A section in this process's memory only (a cache no worker reads: tests, or before the region is wired). */
 export function privateCacheSection(sizeKb: number | undefined): TableSection {
-  const bytes = cacheSectionBytes(sizeKb);
-  return { buffer: new ArrayBuffer(bytes), offset: 0, bytes };
+  return privateSection(cacheSectionBytes(sizeKb));
 }
 
 export interface CacheOptions {

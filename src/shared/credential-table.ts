@@ -24,6 +24,7 @@
  * hit and miss counters), then `capacity` slots of SLOT_BYTES, grouped in sets of WAYS slots
  * (a key lives in one set, chosen by its digest; eviction picks within the set).
  */
+import type { SharedSection } from './section.js';
 import { SECTION_ALIGNMENT } from '../native/shared-memory.js';
 
 /** The header's first word once formatted; a reader of another layout sees a mismatch and misses. */
@@ -65,11 +66,7 @@ const S_MAC = 16 + DIGEST_BYTES;
 const FIRST_GENERATION = 1;
 
 /** Where the table lives: `bytes` of `buffer` from `offset` (a multiple of SECTION_ALIGNMENT). */
-export interface TableSection {
-  readonly buffer: ArrayBuffer;
-  readonly offset: number;
-  readonly bytes: number;
-}
+export type TableSection = SharedSection;
 
 /** A consistent copy of a slot, as a reader saw it. */
 export interface SlotCopy {
