@@ -43,11 +43,23 @@ export interface WorkerSpawnOptions {
   readonly sharedRegionFd?: number;
 }
 
+/**
+ * What the pool needs of one worker process. WorkerProcess is the real one; unit tests drive
+ * fakes through the same events (test/worker-pool-units.test.ts).
+ */
+export interface WorkerHandle extends Pick<EventEmitter<WorkerProcessEvents>, 'on' | 'once' | 'removeAllListeners'> {
+  readonly pid: number;
+  readonly alive: boolean;
+  send(job: JobFrame): void;
+  kill(signal: NodeJS.Signals): void;
+  close(): void;
+}
+
 /** Read size on the primary's end of a channel: results are a few dozen bytes each. */
 const CHANNEL_READ_BYTES = 4096;
 const channelChunk = Buffer.alloc(CHANNEL_READ_BYTES);
 
-export class WorkerProcess extends EventEmitter<WorkerProcessEvents> {
+export class WorkerProcess extends EventEmitter<WorkerProcessEvents> implements WorkerHandle {
   readonly pid: number;
   private readonly child: ChildProcess | undefined;
   /** Our end of the channel (the worker's fd 3), non-blocking, on the socket poller; -1 when none. */
