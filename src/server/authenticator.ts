@@ -44,6 +44,17 @@ export interface AuthenticatorOptions {
   readonly metrics?: RequestMetrics | undefined;
   /** Names logins and passwords for the scheduler; shared with the workers (same key). */
   readonly digest?: KeyedDigest;
+  /**
+   * Where workers look up whether a login or password was refused recently, before they
+   * check one themselves: told at once of a failure (not after its delay, or workers would
+   * keep guessing meanwhile) and of a success.
+   */
+  readonly suspects?: SuspectPublisher | undefined;
+}
+
+export interface SuspectPublisher {
+  noteFailure(loginDigest: Buffer, passwordDigest: Buffer): void;
+  clearLogin(loginDigest: Buffer): void;
 }
 
 /** A worker's answer to a request it checked on its fast path and handed over (a NO). */
@@ -70,6 +81,8 @@ interface CheckedRequest {
   readonly repeat: boolean;
   /** The cache's generation when the check started (undefined: no fill). */
   readonly generation?: number | undefined;
+  /** The request's login and password digests, as the scheduler knows them. */
+  readonly ids: AttemptIds;
 }
 
 export class Authenticator {
@@ -128,7 +141,8 @@ export class Authenticator {
       const parts = requestParts(request, this.options.appendRealm);
       if (parts.login.length === 0 || parts.password.length === 0) return REPLY.internalFailure; // never sent by a worker
       const key = cacheKeyOf(parts);
-      const turn = this.options.scheduler.occupy(this.attemptIds(parts));
+      const ids = this.attemptIds(parts);
+      const turn = this.options.scheduler.occupy(ids);
       const outcome: JobOutcome = { reply: answer.reply, failDelayMs: answer.failDelayMs, fromMechanism: !answer.unavailable };
       const settled = await this.settle(outcome, {
         password: parts.password,
@@ -137,6 +151,7 @@ export class Authenticator {
         tally,
         client: { answered: false },
         repeat: this.repeatFailures.isRepeat(key, parts.password),
+        ids,
       });
       turn.finish(settled.result);
       return settled.text;
@@ -165,7 +180,8 @@ export class Authenticator {
       const key = cacheKeyOf(parts);
       if (cache && this.answeredFromCache(cache, key, password, fields, tally)) return 'OK';
 
-      const admission = await this.options.scheduler.admit(this.attemptIds(parts), this.options.jobTimeoutMs);
+      const ids = this.attemptIds(parts);
+      const admission = await this.options.scheduler.admit(ids, this.options.jobTimeoutMs);
       if (!admission.granted) return this.notChecked(refusalReply(admission), fields, tally, admission);
       const { turn } = admission;
       // The same credentials may have been checked while this request waited for its turn.
@@ -179,7 +195,7 @@ export class Authenticator {
         return this.notChecked(POOL_REPLY.timeout, fields, tally);
       }
       const client = { answered: false };
-      const checked = this.check({ login: user, password, service, realm, remoteHost }, key, fields, tally, client).then((outcome) => {
+      const checked = this.check({ login: user, password, service, realm, remoteHost }, { key, fields, tally, client, ids }).then((outcome) => {
         turn.finish(outcome.result); // the login's next check waits for this one, and its delay
         return outcome;
       });
@@ -205,20 +221,17 @@ export class Authenticator {
    */
   private async check(
     job: PoolJob,
-    key: CacheKeyParts,
-    fields: () => RequestFields,
-    tally: Tally,
-    client: { answered: boolean },
+    request: Pick<CheckedRequest, 'key' | 'fields' | 'tally' | 'client' | 'ids'>,
   ): Promise<{ text: string; result: CheckResult }> {
-    const repeat = this.repeatFailures.isRepeat(key, job.password);
+    const repeat = this.repeatFailures.isRepeat(request.key, job.password);
     const generation = this.options.cache?.generation;
     const outcome = await this.options.runJob(job, repeat ? 'repeat' : 'normal');
-    return this.settle(outcome, { password: job.password, key, fields, tally, client, repeat, generation });
+    return this.settle(outcome, { ...request, password: job.password, repeat, generation });
   }
 
   /** What follows from a mechanism's answer: cache, repeat memory, counters, log line, failure delay. */
   private async settle(outcome: JobOutcome, checked: CheckedRequest): Promise<{ text: string; result: CheckResult }> {
-    const { password, key, fields, tally, client, repeat, generation } = checked;
+    const { password, key, fields, tally, client, repeat, generation, ids } = checked;
     const job = { password };
     const { cache, log, mechanism } = this.options;
     let reply = outcome.reply;
@@ -236,6 +249,7 @@ export class Authenticator {
     if (reply.startsWith('OK')) {
       if (generation !== undefined) cache?.remember(key, job.password, generation);
       if (repeat) this.repeatFailures.recordSuccess(key, job.password);
+      this.options.suspects?.clearLogin(Buffer.from(ids.login, 'base64'));
       if (!client.answered) {
         this.counters.ok++;
         tally.result = 'ok';
@@ -245,6 +259,7 @@ export class Authenticator {
     } else {
       cache?.forget(key); // a changed password stops the old one now, not at expiry
       this.repeatFailures.recordFailure(key, job.password);
+      this.options.suspects?.noteFailure(Buffer.from(ids.login, 'base64'), Buffer.from(ids.password, 'base64'));
       if (!client.answered) {
         this.counters.no++;
         tally.result = 'no';

@@ -66,6 +66,16 @@ export class FrontDoor {
     this.accept(fd, handoff);
   }
 
+  /**
+   * Answers a client `text` without reading from it (a worker read its request, then ran
+   * past its deadline and was killed; the primary took its connection), then drains.
+   */
+  answerAtOnce(fd: number, text: string): void {
+    const connection = new ClientConnection(fd, this.servedContext);
+    this.open.add(connection);
+    connection.refuse(text, this.config.deadlines.drainTimeoutMs);
+  }
+
   /** Takes a freshly accepted descriptor. */
   accept(fd: number, handoff?: Handoff): void {
     const limit = this.config.limits.maxConnections;

@@ -66,11 +66,6 @@ export interface SchedulerOptions {
   /** Requests that may wait for a turn; past it `busy` at once (`--max-queue`). */
   readonly maxWaiting: number;
   readonly now?: () => number;
-  /**
-   * Told of every check's outcome for a login (the digests of its login and password): the
-   * primary publishes suspects to the workers through it (shared/suspect-table.ts).
-   */
-  readonly onOutcome?: (ids: AttemptIds, result: CheckResult) => void;
 }
 
 export interface SchedulerStats {
@@ -307,7 +302,6 @@ export class LoginScheduler {
           this.suspectRunning--;
           line.exclusive = false;
         }
-        this.options.onOutcome?.(ids, result);
         if (result === 'failure') {
           this.failedLogins.note(ids.login);
           this.refusedPasswords.note(ids.password);

@@ -14,11 +14,14 @@ import { packageVersion } from '../version.js';
 import { Operations } from '../control/operations.js';
 import { listenForControl } from '../control/control-server.js';
 import { controlSocketPath } from '../control/protocol.js';
-import { RequestMetrics } from '../shared/request-counters.js';
 import { formatAddress, listenForMetrics, type MetricsListener } from '../metrics/metrics-http.js';
 import { findMechanism } from '../mechanisms/registry.js';
 import { notifySystemd } from '../native/systemd.js';
-import { WorkerPool } from '../workers/pool.js';
+import { POOL_REPLY, WorkerPool } from '../workers/pool.js';
+import { FastPathHub } from '../workers/fast-path-hub.js';
+import type { WorkerSettings } from '../workers/worker-settings.js';
+import { createSharedState, type SharedStateSizes } from '../shared/shared-state.js';
+import { systemTimers } from '../runtime/timers.js';
 import { Authenticator } from './authenticator.js';
 import { CredentialCache, privateCacheSection } from './credential-cache.js';
 import { KeyedDigest } from './keyed-digest.js';
@@ -70,19 +73,44 @@ export async function startPrimary(config: Config, log: Logger): Promise<Running
   try {
     const poller = new SocketPoller((message) => log.error(message));
     cleanups.push(() => poller.stop());
+    // With -n ≥ 1 workers answer clients themselves (the fast path); -n 0 keeps the
+    // original's fork-per-request model, every request through the primary.
+    const fastPathOn = config.workers > 0;
+    const sizes: SharedStateSizes = {
+      ...(config.cache.enabled ? { cache: { sizeKb: config.cache.sizeKb ?? null } } : {}),
+      // old and new workers side by side while SIGHUP replaces them, and a replacement
+      // starting before a killed worker's exit is seen
+      activityPlaces: fastPathOn ? 2 * config.workers + 2 : 1,
+    };
+    const shared = createSharedState(sizes);
+    const settings: WorkerSettings = {
+      mechanism: factory.name,
+      mechOption: config.mechOption,
+      jobTimeoutMs: config.deadlines.jobTimeoutMs,
+      verbose: config.verbose,
+      logFormat: chooseLogFormat(config),
+    };
+    const hub = fastPathOn
+      ? new FastPathHub({
+          activity: shared.activity,
+          sharedRegionFd: shared.region.fd,
+          workerScript: WORKER_SCRIPT,
+          settings,
+          fastPath: { appendRealm: config.appendRealm, maxJobs: config.limits.maxJobsPerWorker, shared: sizes },
+          poller,
+          jobTimeoutMs: config.deadlines.jobTimeoutMs,
+          log,
+          timers: systemTimers,
+        })
+      : undefined;
     const pool = new WorkerPool({
       poller,
+      fastPath: hub,
       size: config.workers,
       idleWorkers: config.idleWorkers,
       workerIdleTimeoutMs: config.deadlines.workerIdleTimeoutMs,
       workerScript: WORKER_SCRIPT,
-      settings: {
-        mechanism: factory.name,
-        mechOption: config.mechOption,
-        jobTimeoutMs: config.deadlines.jobTimeoutMs,
-        verbose: config.verbose,
-        logFormat: chooseLogFormat(config),
-      },
+      settings,
       jobTimeoutMs: config.deadlines.jobTimeoutMs,
       maxQueuedJobs: config.limits.maxQueuedJobs,
       maxJobsPerWorker: config.limits.maxJobsPerWorker,
@@ -116,7 +144,7 @@ export async function startPrimary(config: Config, log: Logger): Promise<Running
       // one login alone may use the whole pool, never more (and one at a time once it failed)
       maxChecksPerLogin: config.workers > 0 ? config.workers : config.limits.maxPerRequestWorkers,
     });
-    const metrics = new RequestMetrics();
+    const metrics = shared.counters;
     const authenticator = new Authenticator({
       mechanism: factory.name,
       appendRealm: config.appendRealm,
@@ -126,6 +154,8 @@ export async function startPrimary(config: Config, log: Logger): Promise<Running
       jobTimeoutMs: config.deadlines.jobTimeoutMs,
       cache,
       metrics,
+      digest: shared.digest,
+      suspects: shared.suspects,
     });
     const front = new FrontDoor(config, log, authenticator, poller);
     let stopping = false;
@@ -157,6 +187,18 @@ export async function startPrimary(config: Config, log: Logger): Promise<Running
       (code) => log.error(`socket accept failure: ${code}`),
     );
     cleanups.push(() => server.close());
+    hub?.connect({
+      adopt: (fd, handoff) => front.adopt(fd, handoff),
+      answerTimedOut: (fd) => {
+        metrics.record('not_checked', Buffer.alloc(0), config.deadlines.jobTimeoutMs);
+        front.answerAtOnce(fd, POOL_REPLY.timeout);
+      },
+      fill: cache ? (fill) => cache.rememberDigests(fill.keyDigest, fill.mac, fill.generation, fill) : undefined,
+      workerAccepting: () => server.requeue(),
+      retire: (worker) => pool.retireWorker(worker),
+      killing: (worker) => pool.markKilled(worker),
+    });
+    hub?.listen(server.fd);
     lock.announce(); // the socket is ours: no other daemon answered on it
 
     log.info(`master pid is: ${process.pid}`);
@@ -172,7 +214,7 @@ export async function startPrimary(config: Config, log: Logger): Promise<Running
         log.debug(`${signal} received: shutting down`);
         control.close(); // no commands to a daemon that is going away; the file goes now
         metricsListener?.close();
-        void shutdown({ server, poller, front, authenticator, pool, lock, files, config, log }).then(resolve);
+        void shutdown({ server, hub, poller, front, authenticator, pool, lock, files, config, log }).then(resolve);
       };
       // The real handlers replace the early ones (runtime/harden-process.ts); a signal that
       // came during start-up is acted on now.
@@ -195,6 +237,8 @@ export async function startPrimary(config: Config, log: Logger): Promise<Running
 /** What a shutdown stops, in this order: listener, front door, authenticator, pool, poller, lock. */
 interface RunningParts {
   readonly server: Listener;
+  /** Workers answering clients themselves (-n ≥ 1). */
+  readonly hub: FastPathHub | undefined;
   readonly poller: SocketPoller;
   readonly front: FrontDoor;
   readonly authenticator: Authenticator;
@@ -205,12 +249,14 @@ interface RunningParts {
   readonly log: Logger;
 }
 
-async function shutdown({ server, poller, front, authenticator, pool, lock, files, config, log }: RunningParts): Promise<number> {
+async function shutdown({ server, hub, poller, front, authenticator, pool, lock, files, config, log }: RunningParts): Promise<number> {
   const socketInode = server.fromSystemd ? undefined : inodeOf(files.socket); // systemd's socket stays
   server.close(); // no new connections; the ones open still get their answers
+  hub?.quiesce(); // nor do workers take any
   authenticator.cutFailureDelays();
   const deadline = Date.now() + config.deadlines.shutdownTimeoutMs;
-  await front.quiet(config.deadlines.shutdownTimeoutMs);
+  await hub?.quiet(config.deadlines.shutdownTimeoutMs); // checks running in workers end (a NO comes to us)
+  await front.quiet(Math.max(0, deadline - Date.now()));
   await pool.stop(Math.max(0, deadline - Date.now()), deadline);
   front.closeAll();
   poller.stop();

@@ -19,7 +19,8 @@ import type { Logger } from '../log/logger.js';
 import { systemTimers, type Timers } from '../runtime/timers.js';
 import type { WorkerSettings } from './worker-settings.js';
 import { serializeWorkerSettings } from './worker-settings.js';
-import { WorkerProcess } from './worker-process.js';
+import { WorkerProcess, type WorkerHandle } from './worker-process.js';
+import type { FastPathHub } from './fast-path-hub.js';
 import { JobQueue, POOL_REPLY, poolAnswer, type JobLane, type JobOutcome, type PoolJob } from './job-queue.js';
 import { WorkerLifecycle, type WorkerStarter, type WorkerState } from './worker-lifecycle.js';
 
@@ -51,6 +52,8 @@ export interface PoolOptions extends PoolLimits {
   readonly settings: WorkerSettings;
   /** Where the workers' channels are watched (the front door's poller). */
   readonly poller: SocketPoller;
+  /** With -n ≥ 1: workers answer clients themselves; the hub starts them and keeps their deadlines. */
+  readonly fastPath?: FastPathHub | undefined;
 }
 
 /** What a unit test replaces: how workers start, and the clock and timers. */
@@ -76,6 +79,7 @@ export interface PoolStats {
 export class WorkerPool {
   private readonly queue: JobQueue;
   private readonly lifecycle: WorkerLifecycle;
+  private readonly fastPath: FastPathHub | undefined;
   private stopped = false;
 
   /** Worker processes (WorkerProcess), real timers: the daemon's pool. */
@@ -85,6 +89,8 @@ export class WorkerPool {
   constructor(limits: PoolLimits | PoolOptions, seams?: PoolSeams) {
     const { startWorker, timers } = seams ?? { startWorker: processStarter(limits as PoolOptions), timers: systemTimers };
     const { log, jobTimeoutMs } = limits;
+    this.fastPath = (limits as PoolOptions).fastPath;
+    const hub = this.fastPath;
     this.queue = new JobQueue({
       jobTimeoutMs,
       maxQueuedJobs: limits.maxQueuedJobs,
@@ -93,7 +99,14 @@ export class WorkerPool {
       onOverdue: (job) => this.lifecycle.killRunning(job),
     });
     this.lifecycle = new WorkerLifecycle(
-      { ...pickLifecycleLimits(limits), jobTimeoutMs, log, timers, startWorker },
+      {
+        ...pickLifecycleLimits(limits),
+        jobTimeoutMs,
+        log,
+        timers,
+        startWorker,
+        ...(hub ? { fastPathActivity: (worker: WorkerHandle) => hub.activityOf(worker as WorkerProcess) } : {}),
+      },
       {
         startableJobs: (repeatsRunning) => this.queue.startable(repeatsRunning),
         workerIdle: () => this.dispatch(),
@@ -131,7 +144,18 @@ export class WorkerPool {
   stats(): PoolStats {
     const { workers, busy, idle } = this.lifecycle.stats();
     const { respawns, starts, crashes } = this.lifecycle.counters;
-    return { workers, busy, idle, queued: this.queue.waiting, respawns, starts, timeouts: this.queue.timeouts, crashes };
+    const timeouts = this.queue.timeouts + (this.fastPath?.timeouts ?? 0);
+    return { workers, busy, idle, queued: this.queue.waiting, respawns, starts, timeouts, crashes };
+  }
+
+  /** A worker asked to be replaced (--max-jobs-per-worker reached on its fast path). */
+  retireWorker(worker: WorkerHandle): void {
+    this.lifecycle.retireWorker(worker);
+  }
+
+  /** A worker being killed by the fast path's deadline: replaced, not counted as a crash. */
+  markKilled(worker: WorkerHandle): void {
+    this.lifecycle.markKilled(worker);
   }
 
   workerStates(): WorkerState[] {
@@ -143,8 +167,10 @@ export class WorkerPool {
    * then stops every worker (SIGKILL for those still there at `deadline`, a Date.now() time).
    */
   async stop(graceMs: number, deadline?: number): Promise<void> {
+    this.fastPath?.quiesce();
     await this.queue.allSettled(graceMs);
     this.stopped = true;
+    this.fastPath?.stop();
     this.queue.answerWaiting(poolAnswer(POOL_REPLY.shuttingDown));
     await this.lifecycle.stop(deadline);
   }
@@ -161,6 +187,8 @@ export class WorkerPool {
 }
 
 function processStarter(options: PoolOptions): WorkerStarter {
+  const hub = options.fastPath;
+  if (hub) return () => hub.startWorker();
   const settingsJson = serializeWorkerSettings(options.settings);
   return () => new WorkerProcess(options.workerScript, settingsJson, options.poller);
 }

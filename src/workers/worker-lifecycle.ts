@@ -33,6 +33,18 @@ export interface LifecycleOptions {
   readonly log: Logger;
   readonly timers: Timers;
   readonly startWorker: WorkerStarter;
+  /**
+   * What a worker does on the fast path, where the pool does not see it (fast-path-hub.ts):
+   * whether it is checking a client now, how many it checked, and when it was last active.
+   */
+  readonly fastPathActivity?: (worker: WorkerHandle) => FastPathActivity | undefined;
+}
+
+export interface FastPathActivity {
+  readonly checking: boolean;
+  readonly checksDone: number;
+  /** Milliseconds since its last fast-path check ended (or it started). */
+  readonly idleForMs: number;
 }
 
 /** What the lifecycle asks of the scheduling side (pool.ts). */
@@ -216,18 +228,59 @@ export class WorkerLifecycle {
     return count;
   }
 
+  /**
+   * Retires one worker (it asked: --max-jobs-per-worker reached on its fast path), at once
+   * if idle, else after its job.
+   */
+  retireWorker(worker: WorkerHandle): void {
+    const slot = this.slotOf(worker);
+    if (!slot || slot.state === 'retiring') return;
+    if (slot.state === 'busy') slot.recycleAfterJob = true;
+    else this.retire(slot);
+  }
+
+  /** A worker the primary is killing (a fast-path check past its deadline): its exit is no crash. */
+  markKilled(worker: WorkerHandle): void {
+    const slot = this.slotOf(worker);
+    if (!slot) return;
+    if (slot.job) this.host.jobEnded(slot.job, poolAnswer(POOL_REPLY.workerDied));
+    slot.job = undefined;
+    slot.state = 'retiring';
+    this.removeIdle(slot);
+    this.ensureCapacity();
+  }
+
   stats(): { workers: number; busy: number; idle: number } {
-    return { workers: this.slots.size, busy: this.busyCount(), idle: this.idle.length };
+    let busy = 0;
+    for (const slot of this.slots) if (this.shownState(slot) === 'busy') busy++;
+    return { workers: this.slots.size, busy, idle: this.slots.size - busy - this.countIn('starting') - this.countIn('retiring') };
   }
 
   workerStates(): WorkerState[] {
     const now = this.options.timers.now();
     return [...this.slots].map((slot) => ({
       pid: slot.worker.pid,
-      state: slot.state,
-      jobsDone: slot.jobsDone,
+      state: this.shownState(slot),
+      jobsDone: slot.jobsDone + (this.options.fastPathActivity?.(slot.worker)?.checksDone ?? 0),
       uptimeSeconds: Math.floor((now - slot.startedAt) / 1000),
     }));
+  }
+
+  /** The slot's state, busy also while it checks a client on its fast path. */
+  private shownState(slot: Slot): SlotState {
+    if (slot.state === 'idle' && this.options.fastPathActivity?.(slot.worker)?.checking) return 'busy';
+    return slot.state;
+  }
+
+  private countIn(state: SlotState): number {
+    let count = 0;
+    for (const slot of this.slots) if (slot.state === state) count++;
+    return count;
+  }
+
+  private slotOf(worker: WorkerHandle): Slot | undefined {
+    for (const slot of this.slots) if (slot.worker === worker) return slot;
+    return undefined;
   }
 
   /**
@@ -285,6 +338,9 @@ export class WorkerLifecycle {
     while (this.activeSlots() > this.options.idleWorkers && this.idle.length > 0) {
       const longestIdle = this.idle[0]!;
       if (now - longestIdle.idleSince < this.options.workerIdleTimeoutMs) return;
+      // Answering clients itself is work too: such a worker is not idle.
+      const fast = this.options.fastPathActivity?.(longestIdle.worker);
+      if (fast && (fast.checking || fast.idleForMs < this.options.workerIdleTimeoutMs)) return;
       this.options.log.debug(`worker ${longestIdle.worker.pid} idle for ${Math.round((now - longestIdle.idleSince) / 1000)} s: stopped`);
       this.retire(longestIdle);
     }
