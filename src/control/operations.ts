@@ -57,10 +57,10 @@ export class Operations {
 
   /** The SIGUSR1 line. */
   statusLine(): string {
-    const { pool, authenticator, front, cache } = this.parts;
+    const { pool, front, cache, metrics } = this.parts;
     return statusLine({
       pool: pool.stats(),
-      requests: authenticator.stats,
+      requests: metrics.totals(),
       connections: front.open.size,
       cache: cache?.stats(),
       uptimeSeconds: process.uptime(),
@@ -68,14 +68,14 @@ export class Operations {
   }
 
   status(): StatusReport {
-    const { pool, authenticator, front, cache, version, mechanism } = this.parts;
+    const { pool, front, cache, version, mechanism, metrics } = this.parts;
     return {
       line: this.statusLine(),
       pid: process.pid,
       version,
       mechanism,
       uptimeSeconds: Math.floor(process.uptime()),
-      requests: authenticator.stats,
+      requests: metrics.totals(),
       connections: front.open.size,
       pool: pool.stats(),
       workerStates: pool.workerStates(),

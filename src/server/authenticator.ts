@@ -86,7 +86,6 @@ interface CheckedRequest {
 }
 
 export class Authenticator {
-  private counters = { ok: 0, no: 0, notChecked: 0 };
   private readonly repeatFailures = new RepeatFailures();
   private readonly delays = new FailureDelays();
   private readonly digest: KeyedDigest;
@@ -101,11 +100,6 @@ export class Authenticator {
   cutFailureDelays(): void {
     this.options.scheduler.stop();
     this.delays.cutAll();
-  }
-
-  /** Replies so far: `no` counts every NO, `notChecked` those the daemon gave itself. */
-  get stats(): { ok: number; no: number; notChecked: number } {
-    return { ok: this.counters.ok, no: this.counters.no + this.counters.notChecked, notChecked: this.counters.notChecked };
   }
 
   /** Replies that wait out a failure delay now. */
@@ -250,20 +244,14 @@ export class Authenticator {
       if (generation !== undefined) cache?.remember(key, job.password, generation);
       if (repeat) this.repeatFailures.recordSuccess(key, job.password);
       this.options.suspects?.clearLogin(Buffer.from(ids.login, 'base64'));
-      if (!client.answered) {
-        this.counters.ok++;
-        tally.result = 'ok';
-      }
+      if (!client.answered) tally.result = 'ok';
       logCheckedSuccess(log, fields, mechanism, client.answered ? 'late: the client was answered NO at its deadline' : undefined);
       result = 'success';
     } else {
       cache?.forget(key); // a changed password stops the old one now, not at expiry
       this.repeatFailures.recordFailure(key, job.password);
       this.options.suspects?.noteFailure(Buffer.from(ids.login, 'base64'), Buffer.from(ids.password, 'base64'));
-      if (!client.answered) {
-        this.counters.no++;
-        tally.result = 'no';
-      }
+      if (!client.answered) tally.result = 'no';
       const reason = reply.length > 3 ? reply.slice(3) : 'Unknown';
       const line = authLine('auth failure', fields(), mechanism, reason);
       log.info(line.text, line.fields);
@@ -280,7 +268,6 @@ export class Authenticator {
 
   /** A NO from the daemon itself: counted, logged at most once a second per reason. */
   private notChecked(reply: string, fields: () => RequestFields, tally: Tally, refusal?: Refusal): string {
-    this.counters.notChecked++;
     tally.result = 'not_checked';
     const reason = reply.slice(3);
     const line = authLine('auth not checked', fields(), this.options.mechanism, reason);
@@ -313,7 +300,6 @@ export class Authenticator {
   ): boolean {
     const found = cache.lookup(key, password);
     if (found === 'hit') {
-      this.counters.ok++;
       tally.result = 'ok';
       logCachedSuccess(this.options.log, key, fields);
       return true;
@@ -323,7 +309,6 @@ export class Authenticator {
   }
 
   private refuse(reply: string, logText: string, tally: Tally): string {
-    this.counters.no++;
     tally.result = 'no';
     this.options.log.error(logText);
     return reply;
