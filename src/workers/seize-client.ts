@@ -21,10 +21,12 @@
  *
  * Every signal goes through a pidfd opened first, so none can reach a process that reused the
  * pid (pidfd_open failing for a reason other than ESRCH is the one case that falls back to
- * kill(2) by pid). The worker is
- * never left stopped: every path ends in SIGCONT or SIGKILL. The record is read only while the
- * worker is stopped, so its writer cannot change it during the read; a stopped main thread is
- * enough, as only the worker's JavaScript thread writes the record.
+ * kill(2) by pid). The worker is never left stopped: every path ends in SIGCONT or SIGKILL.
+ * The record is read only while the worker is stopped, so its writer cannot change it during
+ * the read; a stopped main thread is enough, as only the worker's JavaScript thread writes the
+ * record. The worker's side of the bargain: it leaves the 'checking' state (or moves to the
+ * next sequence) BEFORE it writes a reply, so a worker stopped in 'checking' has sent nothing
+ * and the primary's `NO authentication timed out` is the client's only reply.
  *
  * The process operations are injected (SeizeOperations) so the sequence is tested without
  * processes; `systemSeizeOperations` are the real ones.
