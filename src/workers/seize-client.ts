@@ -6,7 +6,8 @@
  * through the copy; the kill closes only the worker's copy.
  *
  * Outcomes (the return value):
- *   - a descriptor (≥ 0): the client connection, now the primary's (close-on-exec); the worker
+ *   - a descriptor (≥ 0): the client connection, now the primary's (close-on-exec; the same
+ *     open file as the worker's, so its flags such as O_NONBLOCK are the worker's); the worker
  *     was sent SIGKILL and will be replaced as after any death;
  *   - 'finished': once stopped, the worker's activity record showed another check (other
  *     sequence) or another state: it finished the late check between the supervisor's look and
@@ -19,10 +20,13 @@
  *     clients do when a process dies.
  *
  * Every signal goes through a pidfd opened first, so none can reach a process that reused the
- * pid (pidfd_open failing is the one case that falls back to kill(2) by pid). The worker is
- * never left stopped: every path ends in SIGCONT or SIGKILL. The record is read only while the
- * worker is stopped, so its writer cannot change it during the read; a stopped main thread is
- * enough, as only the worker's JavaScript thread writes the record.
+ * pid (pidfd_open failing for a reason other than ESRCH is the one case that falls back to
+ * kill(2) by pid). The worker is never left stopped: every path ends in SIGCONT or SIGKILL.
+ * The record is read only while the worker is stopped, so its writer cannot change it during
+ * the read; a stopped main thread is enough, as only the worker's JavaScript thread writes the
+ * record. The worker's side of the bargain: it leaves the 'checking' state (or moves to the
+ * next sequence) BEFORE it writes a reply, so a worker stopped in 'checking' has sent nothing
+ * and the primary's `NO authentication timed out` is the client's only reply.
  *
  * The process operations are injected (SeizeOperations) so the sequence is tested without
  * processes; `systemSeizeOperations` are the real ones.
@@ -68,6 +72,7 @@ export interface SeizeOperations {
 }
 
 const { SIGSTOP, SIGCONT, SIGKILL } = constants.signals;
+const { ESRCH } = constants.errno;
 
 /** States in which a process will never stop: it has exited. */
 function isGone(state: string | undefined): boolean {
@@ -89,6 +94,9 @@ function waitUntilStopped(pid: number, ops: SeizeOperations): boolean {
  * Takes the client connection of the worker `pid`, whose check number `expectedSeq` is late.
  * `readRecord` reads the worker's activity record; it is called once, while the worker is
  * stopped. Synchronous: blocks the caller for at most about STOP_WAIT_MS.
+ *
+ * `pid` must be a child whose exit this process has not seen: Node reaps a child and emits
+ * its 'exit' in the same turn of the event loop, so until then the pid is still the worker's.
  */
 export function seizeClient(
   pid: number,
@@ -98,7 +106,9 @@ export function seizeClient(
 ): SeizeOutcome {
   const pidfd = ops.openPidfd(pid);
   if (pidfd < 0) {
-    ops.killByPid(pid);
+    // ESRCH: gone already (its descriptors closed with it). Otherwise (EMFILE…) it exists:
+    // kill it by pid, the one signal not sent through a pidfd.
+    if (pidfd !== -ESRCH) ops.killByPid(pid);
     return 'killed';
   }
   const kill = (): 'killed' => {
