@@ -45,9 +45,8 @@ export class WorkerChannel {
       this.buffer.fill(0, 0, count); // a job frame holds a password
       for (const frame of this.reader.push(chunk)) {
         const fd = frame.type === FrameType.listen ? (this.descriptors.shift() ?? -1) : -1;
-        frames.push({ type: frame.type, payload: frame.payload, fd });
+        frames.push({ type: frame.type, payload: frame.payload, fd }); // the caller zeroes a job's payload
       }
-      chunk.fill(0);
     }
   }
 
