@@ -13,7 +13,8 @@
  */
 import { REPLY, cString, type WireRequest } from '../protocol/codec.js';
 import { printable, type Logger } from '../log/logger.js';
-import { authLine, type AuthLine, type RequestFields } from '../log/auth-line.js';
+import { authLine, fieldText, type AuthLine, type RequestFields } from '../log/auth-line.js';
+import type { CheckSubject } from '../shared/worker-activity.js';
 import { logCacheMiss, logCachedSuccess, logCheckedSuccess } from '../log/success-lines.js';
 import { RefusalLog } from '../log/refusal-log.js';
 import type { RequestResult } from '../metrics/request-metrics.js';
@@ -153,6 +154,23 @@ export class Authenticator {
       request.password.fill(0);
       this.options.metrics?.record(tally.result, cString(request.service), monotonicMs() - startedAt);
     }
+  }
+
+  /**
+   * A request a worker was checking past its deadline: the primary took the connection and
+   * answers it. The daemon's own NO, logged and counted as such (never an `auth failure`).
+   */
+  timedOutInWorker(subject: CheckSubject, elapsedMs: number): string {
+    const tally: Tally = { result: 'no' };
+    const fields = (): RequestFields => ({
+      user: fieldText(subject.user),
+      service: fieldText(subject.service),
+      realm: fieldText(subject.realm),
+      remote: fieldText(subject.remote),
+    });
+    const reply = this.notChecked(POOL_REPLY.timeout, fields, tally);
+    this.options.metrics?.record(tally.result, subject.service, elapsedMs);
+    return reply;
   }
 
   private attemptIds(parts: RequestParts): AttemptIds {

@@ -37,6 +37,8 @@ export class FrontDoor {
     log: Logger,
     private readonly authenticator: Authenticator,
     poller: SocketPoller,
+    /** Told how many connections are open whenever that changes (workers read it). */
+    private readonly publishOpen: (count: number) => void = () => {},
   ) {
     const counted = async (answering: () => Promise<string>): Promise<string> => {
       this.answering++;
@@ -54,7 +56,13 @@ export class FrontDoor {
       answer: (request: WireRequest) => counted(() => this.authenticator.authenticate(request)),
       answerChecked: (request: WireRequest, checked: HandedOverAnswer) => counted(() => this.authenticator.answerChecked(request, checked)),
     };
-    this.servedContext = { ...base, onClosed: (connection) => this.open.delete(connection) };
+    this.servedContext = {
+      ...base,
+      onClosed: (connection) => {
+        this.open.delete(connection);
+        this.publishOpen(this.open.size);
+      },
+    };
     this.refusedContext = { ...base, onClosed: (connection) => this.refusing.delete(connection) };
     this.refusalLog = new RateLimitedReport(REFUSAL_LOG_PERIOD_MS, (count) =>
       log.error(`too many open connections (${config.limits.maxConnections}): ${count} client(s) answered NO server busy`),
@@ -73,6 +81,7 @@ export class FrontDoor {
   answerAtOnce(fd: number, text: string): void {
     const connection = new ClientConnection(fd, this.servedContext);
     this.open.add(connection);
+    this.publishOpen(this.open.size);
     connection.refuse(text, this.config.deadlines.drainTimeoutMs);
   }
 
@@ -95,6 +104,7 @@ export class FrontDoor {
     }
     const connection = new ClientConnection(fd, this.servedContext);
     this.open.add(connection);
+    this.publishOpen(this.open.size);
     connection.serve(handoff?.received, handoff?.answer);
   }
 

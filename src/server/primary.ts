@@ -17,7 +17,7 @@ import { controlSocketPath } from '../control/protocol.js';
 import { formatAddress, listenForMetrics, type MetricsListener } from '../metrics/metrics-http.js';
 import { findMechanism } from '../mechanisms/registry.js';
 import { notifySystemd } from '../native/systemd.js';
-import { POOL_REPLY, WorkerPool } from '../workers/pool.js';
+import { WorkerPool } from '../workers/pool.js';
 import { FastPathHub } from '../workers/fast-path-hub.js';
 import type { WorkerSettings } from '../workers/worker-settings.js';
 import { createSharedState, type SharedStateSizes } from '../shared/shared-state.js';
@@ -96,7 +96,12 @@ export async function startPrimary(config: Config, log: Logger): Promise<Running
           sharedRegionFd: shared.region.fd,
           workerScript: WORKER_SCRIPT,
           settings,
-          fastPath: { appendRealm: config.appendRealm, maxJobs: config.limits.maxJobsPerWorker, shared: sizes },
+          fastPath: {
+            appendRealm: config.appendRealm,
+            maxJobs: config.limits.maxJobsPerWorker,
+            maxConnections: config.limits.maxConnections,
+            shared: sizes,
+          },
           poller,
           jobTimeoutMs: config.deadlines.jobTimeoutMs,
           log,
@@ -157,7 +162,7 @@ export async function startPrimary(config: Config, log: Logger): Promise<Running
       digest: shared.digest,
       suspects: shared.suspects,
     });
-    const front = new FrontDoor(config, log, authenticator, poller);
+    const front = new FrontDoor(config, log, authenticator, poller, (count) => shared.connections.publish(count));
     let stopping = false;
     const operations = new Operations({
       version: packageVersion(),
@@ -189,10 +194,7 @@ export async function startPrimary(config: Config, log: Logger): Promise<Running
     cleanups.push(() => server.close());
     hub?.connect({
       adopt: (fd, handoff) => front.adopt(fd, handoff),
-      answerTimedOut: (fd) => {
-        metrics.record('not_checked', Buffer.alloc(0), config.deadlines.jobTimeoutMs);
-        front.answerAtOnce(fd, POOL_REPLY.timeout);
-      },
+      answerTimedOut: (fd, subject) => front.answerAtOnce(fd, authenticator.timedOutInWorker(subject, config.deadlines.jobTimeoutMs)),
       fill: cache ? (fill) => cache.rememberDigests(fill.keyDigest, fill.mac, fill.generation, fill) : undefined,
       workerAccepting: () => server.requeue(),
       retire: (worker) => pool.retireWorker(worker),

@@ -1,7 +1,8 @@
 /**
  * The daemon's memory shared by the primary and every worker, in one region
  * (native/shared-memory.ts), laid out the same way by both from the same sizes:
- *   header    magic, version, the per-start HMAC key (32 random bytes; never in argv or env)
+ *   header    magic, version, connections the primary holds (for --max-connections in
+ *             workers), the per-start HMAC key (32 random bytes; never in argv or env)
  *   counters  request counters and latency histogram (shared/request-counters.ts): all add
  *   suspects  logins and passwords refused recently (shared/suspect-table.ts): primary writes
  *   activity  what each worker is checking, since when (shared/worker-activity.ts): each its own
@@ -32,6 +33,19 @@ export interface SharedStateSizes {
 
 const MAGIC = 0x53_41_53_4c; // "SASL"
 const VERSION = 1;
+/** Header word: the client connections the primary holds now. */
+const OPEN_CONNECTIONS_WORD = 2;
+
+/** The client connections the primary holds: it publishes, workers compare with --max-connections. */
+export class ConnectionGauge {
+  constructor(private readonly words: Int32Array) {}
+  publish(count: number): void {
+    Atomics.store(this.words, OPEN_CONNECTIONS_WORD, count);
+  }
+  get current(): number {
+    return Atomics.load(this.words, OPEN_CONNECTIONS_WORD);
+  }
+}
 const KEY_OFFSET = 16;
 const KEY_BYTES = 32;
 const HEADER_BYTES = KEY_OFFSET + KEY_BYTES;
@@ -57,6 +71,7 @@ export interface PrimaryShared {
   readonly counters: RequestMetrics;
   readonly suspects: SuspectTable;
   readonly activity: WorkerActivity;
+  readonly connections: ConnectionGauge;
   /** Where the credential cache goes (CredentialCache takes it), with -c. */
   readonly cacheSection: SharedSection | undefined;
 }
@@ -66,6 +81,7 @@ export function createSharedState(sizes: SharedStateSizes): PrimaryShared {
   const region = SharedRegion.create('saslauthd-shared', layout.totalBytes);
   const header = sectionOf(region, layout, 'header');
   const words = new Uint32Array(header.buffer, header.offset, 2);
+  const gauge = new ConnectionGauge(new Int32Array(header.buffer, header.offset, 4));
   const key = randomBytes(KEY_BYTES);
   Buffer.from(header.buffer, header.offset + KEY_OFFSET, KEY_BYTES).set(key);
   Atomics.store(words, 1, VERSION);
@@ -79,6 +95,7 @@ export function createSharedState(sizes: SharedStateSizes): PrimaryShared {
     counters: new RequestMetrics(sectionOf(region, layout, 'counters')),
     suspects: new SuspectTable(sectionOf(region, layout, 'suspects')),
     activity: new WorkerActivity(region.buffer, activity.offset, sizes.activityPlaces),
+    connections: gauge,
     cacheSection: sizes.cache ? sectionOf(region, layout, 'cache') : undefined,
   };
 }
@@ -89,6 +106,7 @@ export interface WorkerShared {
   readonly counters: RequestMetrics;
   readonly suspects: SuspectTableReader;
   readonly activity: WorkerActivity;
+  readonly connections: ConnectionGauge;
   readonly cache: CacheReader | undefined;
 }
 
@@ -106,6 +124,7 @@ export function openSharedState(fd: number, sizes: SharedStateSizes): WorkerShar
     counters: new RequestMetrics(sectionOf(region, layout, 'counters')),
     suspects: new SuspectTableReader(sectionOf(region, layout, 'suspects')),
     activity: new WorkerActivity(region.buffer, activity.offset, sizes.activityPlaces),
+    connections: new ConnectionGauge(new Int32Array(header.buffer, header.offset, 4)),
     cache: sizes.cache ? new CacheReader(sectionOf(region, layout, 'cache'), digest) : undefined,
   };
 }

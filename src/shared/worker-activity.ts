@@ -9,7 +9,9 @@
  * so that second read is exact. The sequence number tells one check from the next.
  *
  * Record (Int32 words, then Float64s): seq, state, client fd, pid, checks done; started at,
- * last active at (systemMonotonicMs).
+ * last active at (systemMonotonicMs); then who the check is for — user, service, realm,
+ * client host (u16 length + up to 256 bytes each; never the password) — so the primary can
+ * log and count a request it answers for a worker past its deadline.
  */
 import { systemMonotonicMs } from '../runtime/monotonic-clock.js';
 
@@ -18,7 +20,13 @@ export type ActivityStateCode = (typeof ActivityState)[keyof typeof ActivityStat
 
 const INT_WORDS = 6; // seq, state, fd, pid, checksDone, spare
 const FLOAT_WORDS = 2; // startedAt, lastActiveAt
-const RECORD_BYTES = INT_WORDS * 4 + FLOAT_WORDS * 8; // 40: Float64 fields stay 8-aligned
+/** Largest field kept: the protocol's own limit (codec.ts MAX_FIELD_BYTES). */
+const FIELD_BYTES = 256;
+const FIELD_COUNT = 4;
+const FIELDS_OFFSET = INT_WORDS * 4 + FLOAT_WORDS * 8;
+const FIELD_SLOT_BYTES = 2 + FIELD_BYTES;
+/** Float64 fields stay 8-aligned from one record to the next. */
+const RECORD_BYTES = Math.ceil((FIELDS_OFFSET + FIELD_COUNT * FIELD_SLOT_BYTES) / 8) * 8;
 const SEQ = 0;
 const STATE = 1;
 const FD = 2;
@@ -26,6 +34,14 @@ const PID = 3;
 const CHECKS = 4;
 const STARTED = 0;
 const LAST_ACTIVE = 1;
+
+/** Who a check is for, as the primary logs it (no secret). */
+export interface CheckSubject {
+  readonly user: Buffer;
+  readonly service: Buffer;
+  readonly realm: Buffer;
+  readonly remote: Buffer;
+}
 
 export interface ActivitySnapshot {
   readonly seq: number;
@@ -44,6 +60,7 @@ export class WorkerActivity {
 
   private readonly ints: Int32Array;
   private readonly floats: Float64Array;
+  private readonly bytes: Buffer;
 
   constructor(
     buffer: ArrayBuffer,
@@ -53,6 +70,7 @@ export class WorkerActivity {
   ) {
     this.ints = new Int32Array(buffer, offset, (places * RECORD_BYTES) / 4);
     this.floats = new Float64Array(buffer, offset, (places * RECORD_BYTES) / 8);
+    this.bytes = Buffer.from(buffer, offset, places * RECORD_BYTES);
   }
 
   /** The primary, before starting a worker in `place`: a clean record. */
@@ -64,9 +82,16 @@ export class WorkerActivity {
     this.floats[place * (RECORD_BYTES / 8) + (INT_WORDS * 4) / 8 + LAST_ACTIVE] = this.now();
   }
 
-  /** The worker: a check on client `fd` starts now. */
-  begin(place: number, fd: number): void {
+  /** The worker: a check on client `fd` for `subject` starts now. */
+  begin(place: number, fd: number, subject: CheckSubject): void {
     const base = place * (RECORD_BYTES / 4);
+    const fieldsAt = place * RECORD_BYTES + FIELDS_OFFSET;
+    [subject.user, subject.service, subject.realm, subject.remote].forEach((field, index) => {
+      const at = fieldsAt + index * FIELD_SLOT_BYTES;
+      const length = Math.min(field.length, FIELD_BYTES);
+      this.bytes.writeUInt16LE(length, at);
+      field.copy(this.bytes, at + 2, 0, length);
+    });
     const floatBase = place * (RECORD_BYTES / 8) + (INT_WORDS * 4) / 8;
     const now = this.now();
     this.floats[floatBase + STARTED] = now;
@@ -88,6 +113,17 @@ export class WorkerActivity {
   /** The worker, once at start: its pid, for the primary to match place and process. */
   claim(place: number, pid: number): void {
     Atomics.store(this.ints, place * (RECORD_BYTES / 4) + PID, pid);
+  }
+
+  /** Who the record's check is for; exact only while the worker is stopped (see above). */
+  subject(place: number): CheckSubject {
+    const fieldsAt = place * RECORD_BYTES + FIELDS_OFFSET;
+    const field = (index: number): Buffer => {
+      const at = fieldsAt + index * FIELD_SLOT_BYTES;
+      const length = Math.min(this.bytes.readUInt16LE(at), FIELD_BYTES);
+      return Buffer.from(this.bytes.subarray(at + 2, at + 2 + length));
+    };
+    return { user: field(0), service: field(1), realm: field(2), remote: field(3) };
   }
 
   read(place: number): ActivitySnapshot {

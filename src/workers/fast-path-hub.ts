@@ -15,7 +15,7 @@ import type { SocketPoller } from '../native/socket-poller.js';
 import { closeFd } from '../native/posix-sockets.js';
 import { systemMonotonicMs } from '../runtime/monotonic-clock.js';
 import type { Timers, CancelTimer } from '../runtime/timers.js';
-import { ActivityState, type WorkerActivity } from '../shared/worker-activity.js';
+import { ActivityState, type CheckSubject, type WorkerActivity } from '../shared/worker-activity.js';
 import type { CacheFill, Handoff } from './fast-path-frames.js';
 import { seizeClient, systemSeizeOperations, type SeizeOperations } from './seize-client.js';
 import type { FastPathActivity } from './worker-lifecycle.js';
@@ -33,7 +33,7 @@ export interface FastPathHooks {
   /** A connection a worker handed over. */
   adopt(fd: number, handoff: Handoff): void;
   /** A client whose check ran past its deadline: answer it `NO` (the worker is gone). */
-  answerTimedOut(fd: number): void;
+  answerTimedOut(fd: number, subject: CheckSubject): void;
   /** A cache entry a worker asks to store (undefined without -c). */
   fill?: ((fill: CacheFill) => void) | undefined;
   /** A worker began waiting on the listening socket: the primary's watch goes behind it. */
@@ -162,10 +162,13 @@ export class FastPathHub {
 
   private overdue({ worker, place }: Member, seq: number): void {
     const { activity, log, jobTimeoutMs } = this.options;
+    let subject: CheckSubject | undefined;
     const outcome = seizeClient(
       worker.pid,
       () => {
+        // read while the worker is stopped: exact
         const record = activity.read(place);
+        subject = activity.subject(place);
         return { seq: record.seq, state: record.state === ActivityState.checking ? 'checking' : 'idle', fd: record.fd };
       },
       seq,
@@ -175,6 +178,7 @@ export class FastPathHub {
     this.timeouts++;
     this.hooks?.killing(worker);
     log.error(`mechanism did not answer within ${jobTimeoutMs} ms: worker ${worker.pid} killed and replaced`);
-    if (typeof outcome === 'number') this.hooks?.answerTimedOut(outcome);
+    if (typeof outcome === 'number' && subject) this.hooks?.answerTimedOut(outcome, subject);
+    else if (typeof outcome === 'number') closeFd(outcome);
   }
 }

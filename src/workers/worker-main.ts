@@ -66,7 +66,8 @@ function startFastPath(running: Mechanism): FastPath | undefined {
     suspects: shared.suspects,
     digest: shared.digest,
     counters: shared.counters,
-    activity: { begin: (fd) => shared.activity.begin(fast.place, fd), end: () => shared.activity.end(fast.place) },
+    roomForClients: () => shared.connections.current < fast.maxConnections,
+    activity: { begin: (fd, subject) => shared.activity.begin(fast.place, fd, subject), end: () => shared.activity.end(fast.place) },
     log,
     handOff: (fd, handoff) => {
       const frame = encodeHandoff(handoff);

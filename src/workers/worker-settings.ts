@@ -10,6 +10,8 @@ export interface FastPathSettings {
   readonly appendRealm: boolean;
   /** `--max-jobs-per-worker` (0 = no limit). */
   readonly maxJobs: number;
+  /** `--max-connections`: while the primary holds this many, clients go to it (it refuses them). */
+  readonly maxConnections: number;
   /** How the shared region is laid out (inherited as SHARED_REGION_FD). */
   readonly shared: SharedStateSizes;
 }

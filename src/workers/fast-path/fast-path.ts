@@ -22,6 +22,7 @@ import type { CacheKeyParts, LookupResult } from '../../server/credential-cache.
 import type { KeyedDigest } from '../../server/keyed-digest.js';
 import { accountKey, cacheKeyOf, logFieldsOf, requestParts, type RequestParts } from '../../server/request-parts.js';
 import type { CacheFill, Handoff } from '../fast-path-frames.js';
+import type { CheckSubject } from '../../shared/worker-activity.js';
 import { readRequest } from './client-intake.js';
 
 /** The credential cache as a worker sees it: read-only (the primary writes it). */
@@ -55,8 +56,10 @@ export interface FastPathParts {
   /** The daemon's keyed digest (the primary's key): names logins and passwords as it does. */
   readonly digest: KeyedDigest;
   readonly counters: CounterSink;
+  /** False while the primary holds --max-connections clients: a new one is its to refuse. */
+  readonly roomForClients: () => boolean;
   /** The worker's activity record: a check on this client starts / is over. */
-  readonly activity: { begin(fd: number): void; end(): void };
+  readonly activity: { begin(fd: number, subject: CheckSubject): void; end(): void };
   readonly log: Logger;
   /** Sends the connection to the primary (the descriptor travels; ours is closed). */
   readonly handOff: (fd: number, handoff: Handoff) => void;
@@ -85,6 +88,10 @@ export class FastPath {
    */
   take(fd: number): PendingCheck | undefined {
     const startedAt = monotonicMs();
+    if (!this.parts.roomForClients()) {
+      this.handOver(fd, { received: Buffer.alloc(0) });
+      return undefined;
+    }
     const intake = readRequest(fd);
     if (intake.kind === 'closed') {
       closeFd(fd);
@@ -129,7 +136,7 @@ export class FastPath {
       realm: parts.realm,
       ...(remoteHost === undefined ? {} : { remoteHost }),
     };
-    this.parts.activity.begin(fd);
+    this.parts.activity.begin(fd, { user: parts.user, service: parts.service, realm: parts.realm, remote: parts.remoteHost });
     return { fd, request, received, parts, authRequest, startedAt, generation: cache?.generation };
   }
 
