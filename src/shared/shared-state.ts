@@ -86,7 +86,7 @@ export function createSharedState(sizes: SharedStateSizes): PrimaryShared {
   Buffer.from(header.buffer, header.offset + KEY_OFFSET, KEY_BYTES).set(key);
   Atomics.store(words, 1, VERSION);
   Atomics.store(words, 0, MAGIC);
-  const digest = new KeyedDigest(key);
+  const digest = new KeyedDigest(Buffer.from(key)); // its own copy: `key` is wiped below
   key.fill(0);
   const activity = layout.section('activity');
   return {

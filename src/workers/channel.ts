@@ -17,6 +17,7 @@
  *   HANDOFF    worker -> primary  a client connection (SCM_RIGHTS) with what was read from
  *                                 it, and the mechanism's NO when there is one
  *   FILL       worker -> primary  a cache entry to store (digests, never the password)
+ *   FILLED     primary -> worker  (empty): that entry is stored; the worker may answer OK
  *   RETIRE     worker -> primary  (empty): --max-jobs-per-worker reached; replace me
  */
 
@@ -31,6 +32,7 @@ export const FrameType = {
   handoff: 8,
   fill: 9,
   retire: 10,
+  filled: 11,
 } as const;
 export type FrameTypeCode = (typeof FrameType)[keyof typeof FrameType];
 

@@ -103,7 +103,10 @@ export class FastPathHub {
       if (this.hooks) this.hooks.adopt(fd, handoff);
       else closeFd(fd);
     });
-    worker.on('fill', (fill) => this.hooks?.fill?.(fill));
+    worker.on('fill', (fill) => {
+      this.hooks?.fill?.(fill);
+      worker.filled(); // stored (or refused by the generation rule): the worker may answer now
+    });
     worker.on('retire', () => this.hooks?.retire(worker));
     worker.on('exit', () => {
       const checking = this.options.activity.read(place).state === ActivityState.checking;

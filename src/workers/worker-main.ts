@@ -77,6 +77,6 @@ function startFastPath(running: Mechanism): FastPath | undefined {
         frame.fill(0);
       }
     },
-    fill: (fill) => channel.queue(encodeFill(fill)),
+    fill: (fill) => channel.sendFill(encodeFill(fill)),
   });
 }

@@ -139,8 +139,17 @@ export class WorkerProcess extends EventEmitter<WorkerProcessEvents> implements 
 
   /** Asks the worker to stop accepting clients (it still runs jobs until its channel closes). */
   quiesce(): void {
+    this.sendFrame(encodeSimple(FrameType.quiesce));
+  }
+
+  /** Tells the worker its cache fill is stored (it answers its client OK then). */
+  filled(): void {
+    this.sendFrame(encodeSimple(FrameType.filled));
+  }
+
+  private sendFrame(frame: Buffer): void {
     if (this.channelFd < 0) return;
-    this.unsent.push(encodeSimple(FrameType.quiesce));
+    this.unsent.push(frame);
     if (this.unsent.length === 1) this.flush();
   }
 

@@ -63,50 +63,50 @@ export function runBlockingWorker({ channel, mechanism, fastPath, budget, log }:
     channel.send(encodeSimple(FrameType.retire));
   };
 
+  /** Jobs, the listening socket, quiesce; exits at the channel's end. */
+  const readChannel = (): void => {
+    const { frames, ended } = channel.receive();
+    for (const frame of frames) {
+      if (frame.type === FrameType.job) {
+        channel.send(encodeResult(runJob(decodeJob(frame.payload), mechanism, log) as ResultFrame));
+        frame.payload.fill(0);
+        jobDone();
+      } else if (frame.type === FrameType.listen && frame.fd >= 0) {
+        if (!fastPath || listenFd >= 0) {
+          closeFd(frame.fd);
+          continue;
+        }
+        listenFd = frame.fd;
+        watchListener();
+        channel.send(encodeSimple(FrameType.accepting));
+      } else if (frame.type === FrameType.quiesce) {
+        stopAccepting();
+      }
+    }
+    if (ended) {
+      stopAccepting();
+      process.exit(0);
+    }
+  };
+
   channel.send(encodeSimple(FrameType.ready));
   for (;;) {
-    let timeout = channel.hasQueued ? 0 : -1;
-    if (resumeAt > 0) timeout = Math.max(0, Math.ceil(resumeAt - monotonicMs()));
+    // Frames kept while a cache fill waited for its acknowledgement are handled without waiting.
+    let timeout = channel.hasKept ? 0 : -1;
+    if (resumeAt > 0 && timeout < 0) timeout = Math.max(0, Math.ceil(resumeAt - monotonicMs()));
     const count = epollWaitBlocking(epollFd, events, timeout);
-    if (count <= 0) {
-      channel.flushQueued();
-      if (resumeAt > 0 && monotonicMs() >= resumeAt && listenFd >= 0) {
-        resumeAt = 0;
-        watchListener();
-      }
-      continue;
+    if (resumeAt > 0 && monotonicMs() >= resumeAt && listenFd >= 0) {
+      resumeAt = 0;
+      watchListener();
     }
     let listenReady = false;
+    let channelReady = channel.hasKept;
     for (let i = 0; i < count; i++) {
       const { fd } = readyEvent(events, i);
-      if (fd === channel.fd) {
-        const { frames, ended } = channel.receive();
-        for (const frame of frames) {
-          if (frame.type === FrameType.job) {
-            channel.send(encodeResult(runJob(decodeJob(frame.payload), mechanism, log) as ResultFrame));
-            frame.payload.fill(0);
-            jobDone();
-          } else if (frame.type === FrameType.listen && frame.fd >= 0) {
-            if (!fastPath || listenFd >= 0) {
-              closeFd(frame.fd);
-              continue;
-            }
-            listenFd = frame.fd;
-            watchListener();
-            channel.send(encodeSimple(FrameType.accepting));
-          } else if (frame.type === FrameType.quiesce) {
-            stopAccepting();
-          }
-        }
-        if (ended) {
-          stopAccepting();
-          channel.flushQueued();
-          process.exit(0);
-        }
-      } else if (fd === listenFd) {
-        listenReady = true;
-      }
+      if (fd === channel.fd) channelReady = true;
+      else if (fd === listenFd) listenReady = true;
     }
+    if (channelReady) readChannel();
     if (!listenReady || !watching || !fastPath) continue;
     const accepted = acceptOne(listenFd);
     if (accepted === 'none') continue;

@@ -53,7 +53,6 @@ export function runEventedWorker({ channel, mechanism, fastPath, budget, log }: 
   };
   const exitIfDone = (): void => {
     if (!ended || busy) return;
-    channel.flushQueued();
     process.exit(0);
   };
   /** After a job or a check: the next job, else back to the listening socket. */
@@ -68,7 +67,7 @@ export function runEventedWorker({ channel, mechanism, fastPath, budget, log }: 
       startJob(next);
       return;
     }
-    channel.flushQueued();
+    if (channel.hasKept) onChannel(); // frames read while a cache fill waited
     exitIfDone();
     watchListener();
   };
@@ -99,7 +98,7 @@ export function runEventedWorker({ channel, mechanism, fastPath, budget, log }: 
     busy = true;
     void fastPath.check(check).then(idle);
   }
-  const onChannel = (): void => {
+  function onChannel(): void {
     const received = channel.receive();
     for (const frame of received.frames) {
       if (frame.type === FrameType.job) {
@@ -124,7 +123,7 @@ export function runEventedWorker({ channel, mechanism, fastPath, budget, log }: 
       stopAccepting();
       exitIfDone();
     }
-  };
+  }
   poller.watch(channel.fd, EPOLLIN, onChannel);
   channel.send(encodeSimple(FrameType.ready));
 }

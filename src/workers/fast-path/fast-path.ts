@@ -63,7 +63,7 @@ export interface FastPathParts {
   readonly log: Logger;
   /** Sends the connection to the primary (the descriptor travels; ours is closed). */
   readonly handOff: (fd: number, handoff: Handoff) => void;
-  /** Asks the primary to store a cache entry (it is the cache's only writer). */
+  /** Has the primary store a cache entry (it is the cache's only writer); returns once stored. */
   readonly fill: (fill: CacheFill) => void;
 }
 
@@ -174,8 +174,7 @@ export class FastPath {
         });
         return;
       }
-      this.reply(fd, result.reply);
-      this.parts.counters.record('ok', parts.service, monotonicMs() - check.startedAt);
+      // Stored before the OK goes out: the client's next request finds it, in any process.
       const { cache } = this.parts;
       if (cache && check.generation !== undefined) {
         const keyDigest = cache.keyDigestOf(cacheKeyOf(parts));
@@ -183,6 +182,8 @@ export class FastPath {
           this.parts.fill({ keyDigest, mac: cache.macOf(parts.password), generation: check.generation, user: parts.user, realm: parts.realm, service: parts.service });
         }
       }
+      this.reply(fd, result.reply);
+      this.parts.counters.record('ok', parts.service, monotonicMs() - check.startedAt);
       logCheckedSuccess(this.parts.log, () => logFieldsOf(parts), this.parts.mechanismName);
       if (this.parts.log.verbose && result.reply.length === 2) this.parts.log.debug(`response: ${result.reply}`);
     } finally {

@@ -3,15 +3,17 @@
  * channel.ts). Besides frames it carries descriptors: the listening socket comes in with a
  * LISTEN frame, client connections go out with HANDOFF frames (SCM_RIGHTS).
  *
- * Reports that need no answer (cache fills) are queued and written together when the worker
- * is about to wait, or when many are pending: one write per batch, not one per request.
+ * A cache fill is acknowledged: the worker sends it and waits (briefly) for FILLED before it
+ * answers OK, so a client that got OK finds the entry on its next request, whichever process
+ * takes it. Frames that arrive meanwhile are kept and handed out by the next receive().
  */
 import { receiveWithDescriptors, sendWithDescriptor } from '../../native/descriptor-passing.js';
-import { EAGAIN, EINTR, closeFd, sendSome, setNonBlocking, waitWritable } from '../../native/posix-sockets.js';
+import { EAGAIN, EINTR, closeFd, sendSome, setNonBlocking, waitReadable, waitWritable } from '../../native/posix-sockets.js';
+import { monotonicMs } from '../../runtime/monotonic-clock.js';
 import { FrameReader, FrameType } from '../channel.js';
 
-/** Queued report frames written at once past this many, even while the worker is busy. */
-const MAX_QUEUED_REPORTS = 32;
+/** A fill not acknowledged by then is given up on: the client gets its OK anyway. */
+const FILL_ACK_DEADLINE_MS = 200;
 /** Read size: frames from the primary are jobs (≤ ~1.3 KB) and a few empty ones. */
 const READ_BYTES = 16 * 1024;
 
@@ -27,7 +29,9 @@ export class WorkerChannel {
   private readonly buffer = Buffer.alloc(READ_BYTES);
   /** Descriptors received and not yet matched to their frame, oldest first. */
   private readonly descriptors: number[] = [];
-  private queued: Buffer[] = [];
+  /** Frames read while waiting for an acknowledgement, not handed out yet. */
+  private kept: ChannelFrame[] = [];
+  private ended = false;
 
   constructor(readonly fd: number) {
     setNonBlocking(fd);
@@ -35,12 +39,17 @@ export class WorkerChannel {
 
   /** Frames that arrived; `ended` once the primary closed its end (or it died). */
   receive(): { frames: ChannelFrame[]; ended: boolean } {
-    const frames: ChannelFrame[] = [];
+    const frames = this.kept;
+    this.kept = [];
+    if (this.ended) return { frames, ended: true };
     for (;;) {
       const { count, fds } = receiveWithDescriptors(this.fd, this.buffer);
       this.descriptors.push(...fds);
       if (count === -EAGAIN || count === -EINTR) return { frames, ended: false };
-      if (count <= 0) return { frames, ended: true };
+      if (count <= 0) {
+        this.ended = true;
+        return { frames, ended: true };
+      }
       const chunk = Buffer.from(this.buffer.subarray(0, count));
       this.buffer.fill(0, 0, count); // a job frame holds a password
       for (const frame of this.reader.push(chunk)) {
@@ -50,15 +59,37 @@ export class WorkerChannel {
     }
   }
 
+  /** Frames (or the end) read already and waiting for the next receive(). */
+  get hasKept(): boolean {
+    return this.kept.length > 0 || this.ended;
+  }
+
   /** Writes a frame now (waiting for room if the primary is slow to read). */
   send(frame: Buffer): void {
-    this.flushQueued();
     this.write(frame);
+  }
+
+  /**
+   * Sends a cache fill and waits until the primary stored it (FILLED), at most
+   * FILL_ACK_DEADLINE_MS; other frames read meanwhile are kept for receive().
+   */
+  sendFill(frame: Buffer): void {
+    this.write(frame);
+    const deadline = monotonicMs() + FILL_ACK_DEADLINE_MS;
+    for (;;) {
+      const { frames, ended } = this.receive();
+      const ack = frames.findIndex((candidate) => candidate.type === FrameType.filled);
+      if (ack !== -1) frames.splice(ack, 1);
+      this.kept.push(...frames);
+      this.ended = ended;
+      if (ack !== -1 || ended) return;
+      const left = deadline - monotonicMs();
+      if (left <= 0 || waitReadable(this.fd, left) <= 0) return;
+    }
   }
 
   /** Writes a frame with a descriptor attached; closes our copy of the descriptor. */
   sendWithDescriptor(frame: Buffer, fd: number): void {
-    this.flushQueued();
     try {
       let sent = sendWithDescriptor(this.fd, frame, fd);
       while (sent === -EAGAIN || sent === -EINTR) {
@@ -70,23 +101,6 @@ export class WorkerChannel {
     } finally {
       closeFd(fd);
     }
-  }
-
-  /** Queues a report (a cache fill); written with the next batch. */
-  queue(frame: Buffer): void {
-    this.queued.push(frame);
-    if (this.queued.length >= MAX_QUEUED_REPORTS) this.flushQueued();
-  }
-
-  get hasQueued(): boolean {
-    return this.queued.length > 0;
-  }
-
-  flushQueued(): void {
-    if (this.queued.length === 0) return;
-    const batch = Buffer.concat(this.queued);
-    this.queued = [];
-    this.write(batch);
   }
 
   private write(data: Buffer): void {
