@@ -157,10 +157,11 @@ export class Authenticator {
   }
 
   /**
-   * A request a worker was checking past its deadline: the primary took the connection and
-   * answers it. The daemon's own NO, logged and counted as such (never an `auth failure`).
+   * A request a worker was checking when it died, or was killed past the deadline: the
+   * primary answers it `reply`. The daemon's own NO, logged and counted as such (never an
+   * `auth failure`).
    */
-  timedOutInWorker(subject: CheckSubject, elapsedMs: number): string {
+  notCheckedInWorker(subject: CheckSubject, reply: string, elapsedMs: number): string {
     const tally: Tally = { result: 'no' };
     const fields = (): RequestFields => ({
       user: fieldText(subject.user),
@@ -168,7 +169,7 @@ export class Authenticator {
       realm: fieldText(subject.realm),
       remote: fieldText(subject.remote),
     });
-    const reply = this.notChecked(POOL_REPLY.timeout, fields, tally);
+    this.notChecked(reply, fields, tally);
     this.options.metrics?.record(tally.result, subject.service, elapsedMs);
     return reply;
   }

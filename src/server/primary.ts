@@ -17,14 +17,13 @@ import { controlSocketPath } from '../control/protocol.js';
 import { formatAddress, listenForMetrics, type MetricsListener } from '../metrics/metrics-http.js';
 import { findMechanism } from '../mechanisms/registry.js';
 import { notifySystemd } from '../native/systemd.js';
-import { WorkerPool } from '../workers/pool.js';
+import { POOL_REPLY, WorkerPool } from '../workers/pool.js';
 import { FastPathHub } from '../workers/fast-path-hub.js';
 import type { WorkerSettings } from '../workers/worker-settings.js';
 import { createSharedState, type SharedStateSizes } from '../shared/shared-state.js';
 import { systemTimers } from '../runtime/timers.js';
 import { Authenticator } from './authenticator.js';
-import { CredentialCache, privateCacheSection } from './credential-cache.js';
-import { KeyedDigest } from './keyed-digest.js';
+import { CredentialCache } from './credential-cache.js';
 import { LoginScheduler } from './login-scheduler.js';
 import { FrontDoor } from './front-door.js';
 import { acquireInstanceLock, type InstanceLock } from './instance-lock.js';
@@ -130,17 +129,16 @@ export async function startPrimary(config: Config, log: Logger): Promise<Running
     cleanups.push(() => void pool.stop(0));
     if (log.verbose && config.workers > 0) log.debug('using process model');
 
-    const cache = config.cache.enabled
+    const cache = shared.cacheSection
       ? new CredentialCache({
           sizeKb: config.cache.sizeKb,
           timeoutSeconds: config.cache.timeoutSeconds,
-          // issue 13 puts this section in the shared region and the key in its header
-          section: privateCacheSection(config.cache.sizeKb),
-          digest: new KeyedDigest(),
+          section: shared.cacheSection,
+          digest: shared.digest,
         })
       : undefined;
     if (cache && log.verbose) {
-      log.debug(`cache table: ${cache.capacity} entries (HMAC-SHA256 under a per-start key, in memory)`);
+      log.debug(`cache table: ${cache.capacity} entries (HMAC-SHA256 under a per-start key, in memory shared with the workers)`);
       log.debug(`timeout    : ${config.cache.timeoutSeconds} seconds`);
     }
     const scheduler = new LoginScheduler({
@@ -194,7 +192,9 @@ export async function startPrimary(config: Config, log: Logger): Promise<Running
     cleanups.push(() => server.close());
     hub?.connect({
       adopt: (fd, handoff) => front.adopt(fd, handoff),
-      answerTimedOut: (fd, subject) => front.answerAtOnce(fd, authenticator.timedOutInWorker(subject, config.deadlines.jobTimeoutMs)),
+      answerTimedOut: (fd, subject) =>
+        front.answerAtOnce(fd, authenticator.notCheckedInWorker(subject, POOL_REPLY.timeout, config.deadlines.jobTimeoutMs)),
+      answerWorkerDied: (fd, subject) => front.answerAtOnce(fd, authenticator.notCheckedInWorker(subject, POOL_REPLY.workerDied, 0)),
       fill: cache ? (fill) => cache.rememberDigests(fill.keyDigest, fill.mac, fill.generation, fill) : undefined,
       workerAccepting: () => server.requeue(),
       retire: (worker) => pool.retireWorker(worker),

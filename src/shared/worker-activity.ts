@@ -4,9 +4,9 @@
  *
  * Concurrency: each record has one writer, its worker; the primary only reads. A record the
  * primary reads while the worker runs may be mid-update — it uses such a read only to decide
- * whether to look closer (a check that looks past its deadline). Before it acts, it stops the
- * worker (SIGSTOP, workers/seize-client.ts) and reads again: a stopped worker writes nothing,
- * so that second read is exact. The sequence number tells one check from the next.
+ * (a check that looks past its deadline: the worker is killed, and its client answered from
+ * custody, fast-path/custody.ts). The fields naming the request are read once the worker has
+ * exited, when nothing writes them any more. The sequence number tells one check from the next.
  *
  * Record (Int32 words, then Float64s): seq, state, client fd, pid, checks done; started at,
  * last active at (systemMonotonicMs); then who the check is for — user, service, realm,

@@ -5,10 +5,9 @@
  *   - receives what workers send it: connections handed over (to the front door), cache
  *     fills (to the cache, which only the primary writes), requests to be retired;
  *   - keeps the one deadline per check: a worker whose fast-path check is past --job-timeout
- *     is stopped, its client taken (pidfd_getfd: workers/seize-client.ts) and answered
- *     `NO authentication timed out`, and the worker killed and replaced.
- * A worker that dies mid-check (a crashing PAM module) takes its client connection with it:
- * the client sees the connection closed, never a hang.
+ *     is killed and replaced, and its client answered `NO authentication timed out`;
+ *   - a worker that dies mid-check (a crashing PAM module) leaves its client in custody
+ *     (fast-path/custody.ts): the primary answers it `NO authentication worker failed`.
  */
 import type { Logger } from '../log/logger.js';
 import type { SocketPoller } from '../native/socket-poller.js';
@@ -17,7 +16,6 @@ import { systemMonotonicMs } from '../runtime/monotonic-clock.js';
 import type { Timers, CancelTimer } from '../runtime/timers.js';
 import { ActivityState, type CheckSubject, type WorkerActivity } from '../shared/worker-activity.js';
 import type { CacheFill, Handoff } from './fast-path-frames.js';
-import { seizeClient, systemSeizeOperations, type SeizeOperations } from './seize-client.js';
 import type { FastPathActivity } from './worker-lifecycle.js';
 import { WorkerProcess } from './worker-process.js';
 import { serializeWorkerSettings, type FastPathSettings, type WorkerSettings } from './worker-settings.js';
@@ -34,6 +32,8 @@ export interface FastPathHooks {
   adopt(fd: number, handoff: Handoff): void;
   /** A client whose check ran past its deadline: answer it `NO` (the worker is gone). */
   answerTimedOut(fd: number, subject: CheckSubject): void;
+  /** A client whose worker died during its check: answer it `NO`. */
+  answerWorkerDied(fd: number, subject: CheckSubject): void;
   /** A cache entry a worker asks to store (undefined without -c). */
   fill?: ((fill: CacheFill) => void) | undefined;
   /** A worker began waiting on the listening socket: the primary's watch goes behind it. */
@@ -56,7 +56,6 @@ export interface FastPathHubOptions {
   readonly jobTimeoutMs: number;
   readonly log: Logger;
   readonly timers: Timers;
-  readonly seizeOperations?: SeizeOperations;
 }
 
 interface Member {
@@ -66,6 +65,8 @@ interface Member {
 
 export class FastPathHub {
   private readonly members = new Map<WorkerProcess, Member>();
+  /** Workers killed because a check ran past its deadline (their exit is expected). */
+  private readonly killedLate = new Set<WorkerProcess>();
   private readonly freePlaces: number[] = [];
   private listenFd = -1;
   private hooks: FastPathHooks | undefined;
@@ -108,9 +109,16 @@ export class FastPathHub {
       worker.filled(); // stored (or refused by the generation rule): the worker may answer now
     });
     worker.on('retire', () => this.hooks?.retire(worker));
-    worker.on('exit', () => {
-      const checking = this.options.activity.read(place).state === ActivityState.checking;
-      if (checking) this.options.log.error(`worker ${worker.pid} died while checking a client on its fast path: that client's connection is closed`);
+    worker.on('exit', (code, signal) => {
+      const late = this.killedLate.delete(worker);
+      const client = worker.reclaimCustody();
+      if (client !== undefined) {
+        const subject = this.options.activity.subject(place); // the worker is gone: the record is still
+        if (!late) this.options.log.error(`worker ${worker.pid} died during a request (${signal ?? `status ${code}`}); the client gets NO`);
+        if (!this.hooks) closeFd(client);
+        else if (late) this.hooks.answerTimedOut(client, subject);
+        else this.hooks.answerWorkerDied(client, subject);
+      }
       this.members.delete(worker);
       this.freePlaces.push(place);
     });
@@ -159,29 +167,16 @@ export class FastPathHub {
     for (const member of [...this.members.values()]) {
       const record = this.options.activity.read(member.place);
       if (record.state !== ActivityState.checking || now - record.startedAt < this.options.jobTimeoutMs) continue;
-      this.overdue(member, record.seq);
+      this.overdue(member);
     }
   }
 
-  private overdue({ worker, place }: Member, seq: number): void {
-    const { activity, log, jobTimeoutMs } = this.options;
-    let subject: CheckSubject | undefined;
-    const outcome = seizeClient(
-      worker.pid,
-      () => {
-        // read while the worker is stopped: exact
-        const record = activity.read(place);
-        subject = activity.subject(place);
-        return { seq: record.seq, state: record.state === ActivityState.checking ? 'checking' : 'idle', fd: record.fd };
-      },
-      seq,
-      this.options.seizeOperations ?? systemSeizeOperations,
-    );
-    if (outcome === 'finished') return; // it answered just in time
+  private overdue({ worker }: Member): void {
+    if (this.killedLate.has(worker)) return; // killed already, its exit not seen yet
+    this.killedLate.add(worker);
     this.timeouts++;
     this.hooks?.killing(worker);
-    log.error(`mechanism did not answer within ${jobTimeoutMs} ms: worker ${worker.pid} killed and replaced`);
-    if (typeof outcome === 'number' && subject) this.hooks?.answerTimedOut(outcome, subject);
-    else if (typeof outcome === 'number') closeFd(outcome);
+    this.options.log.error(`mechanism did not answer within ${this.options.jobTimeoutMs} ms: worker ${worker.pid} killed and replaced`);
+    worker.kill('SIGKILL'); // its client waits in custody: answered at its exit
   }
 }

@@ -23,6 +23,7 @@ import { runBlockingWorker } from './fast-path/blocking-worker.js';
 import { runEventedWorker } from './fast-path/evented-worker.js';
 import { FastPath } from './fast-path/fast-path.js';
 import { WorkerChannel } from './fast-path/worker-channel.js';
+import { Custody } from './fast-path/custody.js';
 import { parseWorkerSettings } from './worker-settings.js';
 import { SHARED_REGION_FD, openSharedState } from '../shared/shared-state.js';
 
@@ -68,6 +69,7 @@ function startFastPath(running: Mechanism): FastPath | undefined {
     counters: shared.counters,
     roomForClients: () => shared.connections.current < fast.maxConnections,
     activity: { begin: (fd, subject) => shared.activity.begin(fast.place, fd, subject), end: () => shared.activity.end(fast.place) },
+    custody: new Custody(),
     log,
     handOff: (fd, handoff) => {
       const frame = encodeHandoff(handoff);

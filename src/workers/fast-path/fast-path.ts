@@ -60,6 +60,8 @@ export interface FastPathParts {
   readonly roomForClients: () => boolean;
   /** The worker's activity record: a check on this client starts / is over. */
   readonly activity: { begin(fd: number, subject: CheckSubject): void; end(): void };
+  /** Holds the client while the check runs, for the primary if this worker dies (custody.ts). */
+  readonly custody: { hold(fd: number): boolean; release(): void };
   readonly log: Logger;
   /** Sends the connection to the primary (the descriptor travels; ours is closed). */
   readonly handOff: (fd: number, handoff: Handoff) => void;
@@ -77,6 +79,8 @@ export interface PendingCheck {
   readonly authRequest: AuthRequest;
   readonly startedAt: number;
   readonly generation: number | undefined;
+  /** The client is in custody (custody.ts) until the check ends. */
+  readonly held: boolean;
 }
 
 export class FastPath {
@@ -137,7 +141,8 @@ export class FastPath {
       ...(remoteHost === undefined ? {} : { remoteHost }),
     };
     this.parts.activity.begin(fd, { user: parts.user, service: parts.service, realm: parts.realm, remote: parts.remoteHost });
-    return { fd, request, received, parts, authRequest, startedAt, generation: cache?.generation };
+    const held = this.parts.custody.hold(fd);
+    return { fd, request, received, parts, authRequest, startedAt, generation: cache?.generation, held };
   }
 
   /** Runs a blocking mechanism's check and finishes the request. */
@@ -163,6 +168,8 @@ export class FastPath {
   }
 
   private finish(check: PendingCheck, result: AuthResult): void {
+    // Out of custody before any reply: from here a death of this worker only closes the client.
+    if (check.held) this.parts.custody.release();
     this.parts.activity.end();
     const { parts, fd } = check;
     try {
