@@ -146,6 +146,7 @@ export async function startPrimary(config: Config, log: Logger): Promise<Running
       maxWaiting: config.limits.maxQueuedJobs,
       // one login alone may use the whole pool, never more (and one at a time once it failed)
       maxChecksPerLogin: config.workers > 0 ? config.workers : config.limits.maxPerRequestWorkers,
+      ...(hub ? { runningElsewhere: (login: string) => hub.checksOfLogin(login) } : {}),
     });
     const metrics = shared.counters;
     const authenticator = new Authenticator({
@@ -199,6 +200,7 @@ export async function startPrimary(config: Config, log: Logger): Promise<Running
       workerAccepting: () => server.requeue(),
       retire: (worker) => pool.retireWorker(worker),
       killing: (worker) => pool.markKilled(worker),
+      tick: () => scheduler.retry(),
     });
     hub?.listen(server.fd);
     lock.announce(); // the socket is ours: no other daemon answered on it

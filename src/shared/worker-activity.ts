@@ -11,7 +11,8 @@
  * Record (Int32 words, then Float64s): seq, state, client fd, pid, checks done; started at,
  * last active at (systemMonotonicMs); then who the check is for — user, service, realm,
  * client host (u16 length + up to 256 bytes each; never the password) — so the primary can
- * log and count a request it answers for a worker past its deadline.
+ * log and count a request it answers for a worker past its deadline — and the first bytes of
+ * the login's digest, so the primary's guessing bounds count checks running in workers.
  */
 import { systemMonotonicMs } from '../runtime/monotonic-clock.js';
 
@@ -23,7 +24,10 @@ const FLOAT_WORDS = 2; // startedAt, lastActiveAt
 /** Largest field kept: the protocol's own limit (codec.ts MAX_FIELD_BYTES). */
 const FIELD_BYTES = 256;
 const FIELD_COUNT = 4;
-const FIELDS_OFFSET = INT_WORDS * 4 + FLOAT_WORDS * 8;
+/** Bytes of the login digest kept: enough to tell logins apart (a collision costs only fairness). */
+export const LOGIN_TAG_BYTES = 16;
+const LOGIN_TAG_OFFSET = INT_WORDS * 4 + FLOAT_WORDS * 8;
+const FIELDS_OFFSET = LOGIN_TAG_OFFSET + LOGIN_TAG_BYTES;
 const FIELD_SLOT_BYTES = 2 + FIELD_BYTES;
 /** Float64 fields stay 8-aligned from one record to the next. */
 const RECORD_BYTES = Math.ceil((FIELDS_OFFSET + FIELD_COUNT * FIELD_SLOT_BYTES) / 8) * 8;
@@ -82,10 +86,11 @@ export class WorkerActivity {
     this.floats[place * (RECORD_BYTES / 8) + (INT_WORDS * 4) / 8 + LAST_ACTIVE] = this.now();
   }
 
-  /** The worker: a check on client `fd` for `subject` starts now. */
-  begin(place: number, fd: number, subject: CheckSubject): void {
+  /** The worker: a check on client `fd` for `subject` (whose login digest is `login`) starts now. */
+  begin(place: number, fd: number, subject: CheckSubject, login: Buffer): void {
     const base = place * (RECORD_BYTES / 4);
     const fieldsAt = place * RECORD_BYTES + FIELDS_OFFSET;
+    login.copy(this.bytes, place * RECORD_BYTES + LOGIN_TAG_OFFSET, 0, LOGIN_TAG_BYTES);
     [subject.user, subject.service, subject.realm, subject.remote].forEach((field, index) => {
       const at = fieldsAt + index * FIELD_SLOT_BYTES;
       const length = Math.min(field.length, FIELD_BYTES);
@@ -115,7 +120,14 @@ export class WorkerActivity {
     Atomics.store(this.ints, place * (RECORD_BYTES / 4) + PID, pid);
   }
 
-  /** Who the record's check is for; exact only while the worker is stopped (see above). */
+  /** Whether the place's worker is checking the login whose digest starts with `tag` now. */
+  checkingLogin(place: number, tag: Buffer): boolean {
+    if (Atomics.load(this.ints, place * (RECORD_BYTES / 4) + STATE) !== ActivityState.checking) return false;
+    const at = place * RECORD_BYTES + LOGIN_TAG_OFFSET;
+    return this.bytes.compare(tag, 0, LOGIN_TAG_BYTES, at, at + LOGIN_TAG_BYTES) === 0;
+  }
+
+  /** Who the record's check is for; exact once the worker has exited (see above). */
   subject(place: number): CheckSubject {
     const fieldsAt = place * RECORD_BYTES + FIELDS_OFFSET;
     const field = (index: number): Buffer => {

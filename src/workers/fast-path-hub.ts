@@ -42,6 +42,8 @@ export interface FastPathHooks {
   retire(worker: WorkerProcess): void;
   /** A worker is being killed for its late check: its exit is expected. */
   killing(worker: WorkerProcess): void;
+  /** Every supervision tick: checks in workers may have ended (waiting turns may start now). */
+  tick?(): void;
 }
 
 export interface FastPathHubOptions {
@@ -149,6 +151,14 @@ export class FastPathHub {
     }
   }
 
+  /** Checks of the login (its digest, base64 as the scheduler names it) running in workers now. */
+  checksOfLogin(login: string): number {
+    const tag = Buffer.from(login, 'base64');
+    let count = 0;
+    for (const { place } of this.members.values()) if (this.options.activity.checkingLogin(place, tag)) count++;
+    return count;
+  }
+
   /** For the lifecycle: what a worker does on its fast path. */
   activityOf(worker: WorkerProcess): FastPathActivity | undefined {
     const member = this.members.get(worker);
@@ -163,6 +173,7 @@ export class FastPathHub {
 
   /** Answers every fast-path check past its deadline (see the file comment). */
   private supervise(): void {
+    this.hooks?.tick?.();
     const now = systemMonotonicMs();
     for (const member of [...this.members.values()]) {
       const record = this.options.activity.read(member.place);
@@ -176,7 +187,7 @@ export class FastPathHub {
     this.killedLate.add(worker);
     this.timeouts++;
     this.hooks?.killing(worker);
-    this.options.log.error(`mechanism did not answer within ${this.options.jobTimeoutMs} ms: worker ${worker.pid} killed and replaced`);
+    this.options.log.error(`mechanism did not answer within ${this.options.jobTimeoutMs} ms: worker ${worker.pid} killed and replaced (a client it answered itself)`);
     worker.kill('SIGKILL'); // its client waits in custody: answered at its exit
   }
 }

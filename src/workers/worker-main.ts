@@ -68,7 +68,7 @@ function startFastPath(running: Mechanism): FastPath | undefined {
     digest: shared.digest,
     counters: shared.counters,
     roomForClients: () => shared.connections.current < fast.maxConnections,
-    activity: { begin: (fd, subject) => shared.activity.begin(fast.place, fd, subject), end: () => shared.activity.end(fast.place) },
+    activity: { begin: (fd, subject, login) => shared.activity.begin(fast.place, fd, subject, login), end: () => shared.activity.end(fast.place) },
     custody: new Custody(),
     log,
     handOff: (fd, handoff) => {

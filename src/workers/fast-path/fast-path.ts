@@ -59,7 +59,7 @@ export interface FastPathParts {
   /** False while the primary holds --max-connections clients: a new one is its to refuse. */
   readonly roomForClients: () => boolean;
   /** The worker's activity record: a check on this client starts / is over. */
-  readonly activity: { begin(fd: number, subject: CheckSubject): void; end(): void };
+  readonly activity: { begin(fd: number, subject: CheckSubject, loginDigest: Buffer): void; end(): void };
   /** Holds the client while the check runs, for the primary if this worker dies (custody.ts). */
   readonly custody: { hold(fd: number): boolean; release(): void };
   readonly log: Logger;
@@ -127,7 +127,8 @@ export class FastPath {
       }
       if (found !== 'uncacheable') logCacheMiss(this.parts.log, key, found === 'mismatch');
     }
-    if (suspects.maybeAny() && suspects.isSuspect(digest.bytesOf(accountKey(parts.user)), digest.bytesOf(parts.password))) {
+    const loginDigest = digest.bytesOf(accountKey(parts.user));
+    if (suspects.maybeAny() && suspects.isSuspect(loginDigest, digest.bytesOf(parts.password))) {
       request.password.fill(0);
       this.handOver(fd, { received });
       return undefined;
@@ -140,7 +141,7 @@ export class FastPath {
       realm: parts.realm,
       ...(remoteHost === undefined ? {} : { remoteHost }),
     };
-    this.parts.activity.begin(fd, { user: parts.user, service: parts.service, realm: parts.realm, remote: parts.remoteHost });
+    this.parts.activity.begin(fd, { user: parts.user, service: parts.service, realm: parts.realm, remote: parts.remoteHost }, loginDigest);
     const held = this.parts.custody.hold(fd);
     return { fd, request, received, parts, authRequest, startedAt, generation: cache?.generation, held };
   }
