@@ -95,6 +95,7 @@ export class WorkerActivity {
     const base = place * (RECORD_BYTES / 4);
     const fieldsAt = place * RECORD_BYTES + FIELDS_OFFSET;
     for (let index = 0; index < FIELD_COUNT; index++) this.bytes.writeUInt16LE(0, fieldsAt + index * FIELD_SLOT_BYTES);
+    this.floats[place * (RECORD_BYTES / 8) + (INT_WORDS * 4) / 8 + STARTED] = this.now();
     this.ints[base + FD] = fd;
     Atomics.add(this.ints, base + SEQ, 1);
     Atomics.store(this.ints, base + STATE, ActivityState.reading);

@@ -51,7 +51,7 @@ export interface FastPathHooks {
   retire(worker: WorkerProcess): void;
   /** A worker is being killed for its late check: its exit is expected. */
   killing(worker: WorkerProcess): void;
-  /** Every supervision tick: checks in workers may have ended (waiting turns may start now). */
+  /** Every supervision tick: checks in workers may have ended (waiting turns and jobs may start now). */
   tick?(): void;
 }
 
@@ -171,10 +171,12 @@ export class FastPathHub {
     const member = this.members.get(worker);
     if (!member) return undefined;
     const record = this.options.activity.read(member.place);
+    const now = systemMonotonicMs();
     return {
-      checking: record.state === ActivityState.checking,
+      checking: record.state !== ActivityState.idle,
+      checkingForMs: now - record.startedAt,
       checksDone: record.checksDone,
-      idleForMs: systemMonotonicMs() - record.lastActiveAt,
+      idleForMs: now - record.lastActiveAt,
     };
   }
 
