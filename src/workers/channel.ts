@@ -62,32 +62,46 @@ const MAX_DELAY_MS = 0x7fff_ffff;
 
 export function encodeJob(job: JobFrame): Buffer {
   const fields = [job.login, job.password, job.service, job.realm, job.remoteHost];
-  let size = 1 + 4;
-  for (const field of fields) size += 2 + field.length;
+  const size = 1 + 4 + countedBytes(fields);
   const frame = Buffer.allocUnsafe(4 + size);
   frame.writeUInt32BE(size, 0);
   frame.writeUInt8(FrameType.job, 4);
   frame.writeUInt32BE(job.jobId, 5);
-  let offset = 9;
-  for (const field of fields) {
-    frame.writeUInt16BE(field.length, offset);
-    field.copy(frame, offset + 2);
-    offset += 2 + field.length;
-  }
+  writeCounted(frame, 9, fields);
   return frame;
 }
 
 export function decodeJob(payload: Buffer): JobFrame {
   const jobId = payload.readUInt32BE(0);
-  let offset = 4;
+  const [login, password, service, realm, remoteHost] = readCounted(payload, 4, 5) as [Buffer, Buffer, Buffer, Buffer, Buffer];
+  return { jobId, login, password, service, realm, remoteHost };
+}
+
+/** Bytes of `fields` written as counted strings (u16 length + bytes each). */
+export function countedBytes(fields: readonly Buffer[]): number {
+  let size = 0;
+  for (const field of fields) size += 2 + field.length;
+  return size;
+}
+
+/** Writes `fields` as counted strings at `offset`. */
+export function writeCounted(frame: Buffer, offset: number, fields: readonly Buffer[]): void {
+  for (const field of fields) {
+    frame.writeUInt16BE(field.length, offset);
+    field.copy(frame, offset + 2);
+    offset += 2 + field.length;
+  }
+}
+
+/** `count` counted strings from `offset`, as views of `payload`. */
+export function readCounted(payload: Buffer, offset: number, count: number): Buffer[] {
   const fields: Buffer[] = [];
-  for (let i = 0; i < 5; i++) {
+  for (let i = 0; i < count; i++) {
     const length = payload.readUInt16BE(offset);
     fields.push(payload.subarray(offset + 2, offset + 2 + length));
     offset += 2 + length;
   }
-  const [login, password, service, realm, remoteHost] = fields as [Buffer, Buffer, Buffer, Buffer, Buffer];
-  return { jobId, login, password, service, realm, remoteHost };
+  return fields;
 }
 
 export function encodeResult(result: ResultFrame): Buffer {

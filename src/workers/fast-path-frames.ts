@@ -8,7 +8,7 @@
  *   FILL     32-byte key digest, 32-byte password MAC, u32 cache generation at the check's
  *            start, then user, realm, service (u16 length + bytes each; for flushUser).
  */
-import { FrameType } from './channel.js';
+import { FrameType, countedBytes, readCounted, writeCounted } from './channel.js';
 
 /** Digest sizes of the cache (HMAC-SHA256). */
 const DIGEST_BYTES = 32;
@@ -69,18 +69,11 @@ export function decodeHandoff(payload: Buffer): Handoff {
 
 export function encodeFill(fill: CacheFill): Buffer {
   const owner = [fill.user, fill.realm, fill.service];
-  let size = 2 * DIGEST_BYTES + 4;
-  for (const part of owner) size += 2 + part.length;
-  const frame = header(FrameType.fill, size);
+  const frame = header(FrameType.fill, 2 * DIGEST_BYTES + 4 + countedBytes(owner));
   fill.keyDigest.copy(frame, 5, 0, DIGEST_BYTES);
   fill.mac.copy(frame, 5 + DIGEST_BYTES, 0, DIGEST_BYTES);
   frame.writeUInt32BE(fill.generation >>> 0, 5 + 2 * DIGEST_BYTES);
-  let offset = 9 + 2 * DIGEST_BYTES;
-  for (const part of owner) {
-    frame.writeUInt16BE(part.length, offset);
-    part.copy(frame, offset + 2);
-    offset += 2 + part.length;
-  }
+  writeCounted(frame, 9 + 2 * DIGEST_BYTES, owner);
   return frame;
 }
 
@@ -88,13 +81,6 @@ export function decodeFill(payload: Buffer): CacheFill {
   const keyDigest = Buffer.from(payload.subarray(0, DIGEST_BYTES));
   const mac = Buffer.from(payload.subarray(DIGEST_BYTES, 2 * DIGEST_BYTES));
   const generation = payload.readUInt32BE(2 * DIGEST_BYTES);
-  let offset = 2 * DIGEST_BYTES + 4;
-  const owner: Buffer[] = [];
-  for (let i = 0; i < 3; i++) {
-    const length = payload.readUInt16BE(offset);
-    owner.push(Buffer.from(payload.subarray(offset + 2, offset + 2 + length)));
-    offset += 2 + length;
-  }
-  const [user, realm, service] = owner as [Buffer, Buffer, Buffer];
+  const [user, realm, service] = readCounted(payload, 2 * DIGEST_BYTES + 4, 3).map((part) => Buffer.from(part)) as [Buffer, Buffer, Buffer];
   return { keyDigest, mac, generation, user, realm, service };
 }
