@@ -33,11 +33,11 @@ const ACCEPT_ERROR_LOG_PERIOD_MS = 1_000;
 const TRANSIENT_ACCEPT_ERRORS = new Set([constants.errno.ECONNABORTED, constants.errno.EINTR, constants.errno.EPROTO]);
 
 /**
- * The primary watches the socket with EPOLLEXCLUSIVE, like the workers, and stays behind
- * every worker in the socket's queue of waiters (requeue() after each worker started
- * watching): the kernel wakes the first waiting watcher, so a connection goes to an idle
- * worker (the fast path), and to the primary only when every worker is busy — where it
- * waits for one with the primary's deadlines and bounds, as before there was a fast path.
+ * With the fast path the workers accept; the primary watches the socket only while they
+ * cannot (setAccepting(): every worker gone, or busy with a slow check — see
+ * workers/fast-path-hub.ts), then with EPOLLEXCLUSIVE like the workers, behind them in the
+ * socket's queue of waiters (requeue() after each worker started watching): the kernel wakes
+ * the first waiting watcher, so a worker that frees up still gets the next connection.
  */
 const WATCH_MASK = EPOLLIN | EPOLLEXCLUSIVE;
 
@@ -46,6 +46,8 @@ export interface Listener {
   readonly fd: number;
   /** Moves the primary's watch behind every other watcher of the socket (see WATCH_MASK). */
   requeue(): void;
+  /** Whether the primary takes connections itself (it does from the start). */
+  setAccepting(accepting: boolean): void;
   /** Stops accepting and closes the socket (the file stays; the primary removes it). */
   close(): void;
   /** The socket is systemd's (socket activation): its file outlives this daemon. */
@@ -65,17 +67,29 @@ export async function listenOnSocket(
   const fd = fromSystemd?.fd ?? (await bindSocket(path));
 
   let closed = false;
+  /** The primary takes connections itself (setAccepting). */
+  let wanted = true;
+  let watching = false;
   let pauseTimer: NodeJS.Timeout | undefined;
   let lastError = '';
   const acceptFailures = new RateLimitedReport(ACCEPT_ERROR_LOG_PERIOD_MS, (count) =>
     onAcceptError(count > 1 ? `${lastError} (${count} times)` : lastError),
   );
+  const unwatch = (): void => {
+    if (watching) poller.unwatch(fd);
+    watching = false;
+  };
+  const watch = (): void => {
+    if (closed || !wanted || watching || pauseTimer !== undefined) return;
+    watching = poller.watch(fd, WATCH_MASK, acceptWaiting);
+    if (!watching) pauseAccepting();
+  };
   const pauseAccepting = (): void => {
-    poller.unwatch(fd);
+    unwatch();
     pauseTimer = setTimeout(() => {
       pauseTimer = undefined;
       // Watching again can fail too (ENOMEM): then wait another round, never stop for good.
-      if (!closed && !poller.watch(fd, WATCH_MASK, acceptWaiting)) pauseAccepting();
+      watch();
     }, ACCEPT_PAUSE_MS);
   };
   const acceptWaiting = (): void => {
@@ -94,21 +108,26 @@ export async function listenOnSocket(
       return;
     }
   };
-  poller.watch(fd, WATCH_MASK, acceptWaiting);
+  watch();
 
   return {
     fd,
     fromSystemd: fromSystemd !== undefined,
     requeue(): void {
-      if (closed || pauseTimer !== undefined) return;
-      poller.unwatch(fd);
-      if (!poller.watch(fd, WATCH_MASK, acceptWaiting)) pauseAccepting();
+      if (!watching) return;
+      unwatch();
+      watch();
+    },
+    setAccepting(accepting: boolean): void {
+      wanted = accepting;
+      if (accepting) watch();
+      else unwatch();
     },
     close(): void {
       if (closed) return;
       closed = true;
       clearTimeout(pauseTimer);
-      poller.unwatch(fd);
+      unwatch();
       closeFd(fd);
     },
   };

@@ -198,6 +198,7 @@ export async function startPrimary(config: Config, log: Logger): Promise<Running
       answerWorkerDied: (fd, subject) => front.answerAtOnce(fd, authenticator.notCheckedInWorker(subject, POOL_REPLY.workerDied, 0)),
       fill: cache ? (fill) => cache.rememberDigests(fill.keyDigest, fill.mac, fill.generation, fill) : undefined,
       workerAccepting: () => server.requeue(),
+      overflow: (takeConnections) => server.setAccepting(takeConnections),
       retire: (worker) => pool.retireWorker(worker),
       killing: (worker) => pool.markKilled(worker),
       tick: () => {

@@ -21,8 +21,17 @@ import type { FastPathActivity } from './worker-lifecycle.js';
 import { WorkerProcess } from './worker-process.js';
 import { serializeWorkerSettings, type FastPathSettings, type WorkerSettings } from './worker-settings.js';
 
-/** How often fast-path checks are looked at for their deadline, at most (and at least 4× per --job-timeout). */
-const MAX_SUPERVISION_PERIOD_MS = 250;
+/**
+ * How often workers' records are looked at (deadlines, whether the primary must take
+ * connections): at most this period, and at least 4× per --job-timeout.
+ */
+const MAX_SUPERVISION_PERIOD_MS = 50;
+/**
+ * A worker busy with one check for this long is slow (pam_unix's hash, a network backend,
+ * a hung module): when every worker is, the primary takes new connections itself and queues
+ * them with its deadlines and bounds, rather than leave them in the listen backlog.
+ */
+const SLOW_CHECK_MS = 100;
 
 function inodeOf(fd: number): number | undefined {
   try {
@@ -53,6 +62,8 @@ export interface FastPathHooks {
   killing(worker: WorkerProcess): void;
   /** Every supervision tick: checks in workers may have ended (waiting turns and jobs may start now). */
   tick?(): void;
+  /** Whether the primary must take connections itself (no worker can now). */
+  overflow(takeConnections: boolean): void;
 }
 
 export interface FastPathHubOptions {
@@ -72,6 +83,8 @@ export interface FastPathHubOptions {
 interface Member {
   readonly worker: WorkerProcess;
   readonly place: number;
+  /** It waits on the listening socket (ACCEPTING came). */
+  accepting: boolean;
   /** Inode of the last connection it handed over (a worker dying mid-handoff: see its exit). */
   lastHandedOver: number | undefined;
 }
@@ -86,6 +99,8 @@ export class FastPathHub {
   private cancelSupervision: CancelTimer | undefined;
   /** Fast-path checks answered NO by the primary at their deadline. */
   timeouts = 0;
+  /** Last told: workers take the connections (the primary does not). */
+  private workersTake = false;
 
   constructor(private readonly options: FastPathHubOptions) {
     for (let place = options.activity.places - 1; place >= 0; place--) this.freePlaces.push(place);
@@ -108,12 +123,16 @@ export class FastPathHub {
       sharedRegionFd: this.options.sharedRegionFd,
     });
     if (place === undefined) return worker; // more workers than places (cannot happen by the sizes): jobs only
-    const member: Member = { worker, place, lastHandedOver: undefined };
+    const member: Member = { worker, place, accepting: false, lastHandedOver: undefined };
     this.members.set(worker, member);
     worker.on('ready', () => {
       if (this.listenFd >= 0) worker.listen(this.listenFd);
     });
-    worker.on('accepting', () => this.hooks?.workerAccepting());
+    worker.on('accepting', () => {
+      member.accepting = true;
+      this.hooks?.workerAccepting();
+      this.updateOverflow();
+    });
     worker.on('handoff', (fd, handoff) => {
       member.lastHandedOver = inodeOf(fd);
       if (this.hooks) this.hooks.adopt(fd, handoff);
@@ -125,11 +144,13 @@ export class FastPathHub {
     });
     worker.on('retire', () => this.hooks?.retire(worker));
     worker.on('exit', (code, signal) => {
+      member.accepting = false;
       const late = this.killedLate.delete(worker);
       const client = worker.reclaimCustody();
       if (client !== undefined) this.answerOrphan(member, client, late, signal ?? `status ${code}`);
       this.members.delete(worker);
       this.freePlaces.push(place);
+      this.updateOverflow();
     });
     return worker;
   }
@@ -143,7 +164,10 @@ export class FastPathHub {
   /** Workers stop taking clients (shutdown): what they hold they still answer. */
   quiesce(): void {
     this.listenFd = -1;
-    for (const { worker } of this.members.values()) worker.quiesce();
+    for (const member of this.members.values()) {
+      member.accepting = false;
+      member.worker.quiesce();
+    }
   }
 
   stop(): void {
@@ -202,9 +226,26 @@ export class FastPathHub {
     this.hooks.answerWorkerDied(client, subject);
   }
 
+  /** The primary takes connections while no worker waiting on the socket is free or quick. */
+  private updateOverflow(): void {
+    if (this.listenFd < 0) return;
+    const now = systemMonotonicMs();
+    let workerCanTake = false;
+    for (const { accepting, place } of this.members.values()) {
+      if (!accepting) continue;
+      const record = this.options.activity.read(place);
+      if (record.state === ActivityState.idle || now - record.startedAt < SLOW_CHECK_MS) workerCanTake = true;
+    }
+    if (workerCanTake !== this.workersTake) {
+      this.workersTake = workerCanTake;
+      this.hooks?.overflow(!workerCanTake);
+    }
+  }
+
   /** Answers every fast-path check past its deadline (see the file comment). */
   private supervise(): void {
     this.hooks?.tick?.();
+    this.updateOverflow();
     const now = systemMonotonicMs();
     for (const member of [...this.members.values()]) {
       const record = this.options.activity.read(member.place);
