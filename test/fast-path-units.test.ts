@@ -1,7 +1,7 @@
 /**
  * The fast path's pieces without worker processes: a worker's decisions (FastPath with its
- * parts injected, a socket pair standing in for the client), the custody of a client, the
- * activity record, and the fast path's channel frames.
+ * parts injected, a socket pair standing in for the client), the activity record, and the
+ * fast path's channel frames.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,10 +11,8 @@ import { closeFd, readInto, sendSome, setNonBlocking, socketPair } from '../src/
 import { KeyedDigest } from '../src/server/keyed-digest.js';
 import type { AuthResult, Mechanism } from '../src/mechanisms/types.js';
 import { ActivityState, WorkerActivity } from '../src/shared/worker-activity.js';
-import { Custody } from '../src/workers/fast-path/custody.js';
 import { FastPath, type FastPathParts } from '../src/workers/fast-path/fast-path.js';
 import { decodeFill, decodeHandoff, encodeFill, encodeHandoff, type CacheFill, type Handoff } from '../src/workers/fast-path-frames.js';
-import { receiveWithDescriptors } from '../src/native/descriptor-passing.js';
 
 const log = createLogger({ format: 'foreground', verbose: false });
 
@@ -68,7 +66,6 @@ function fastPath(overrides: Partial<FastPathParts> & { reply?: AuthResult; susp
       replying: () => void seen.events.push('replying'),
       end: (checked) => void seen.events.push(`end:${checked}`),
     },
-    custody: { hold: () => (seen.events.push('hold'), true), release: () => void seen.events.push('release') },
     log,
     handOff: (fd, handoff) => {
       seen.events.push('handoff');
@@ -86,7 +83,7 @@ function fastPath(overrides: Partial<FastPathParts> & { reply?: AuthResult; susp
 
 const REQUEST = encodeRequest([Buffer.from('bob'), Buffer.from('secret-pw'), Buffer.from('imap'), Buffer.from('')]);
 
-test('a whole request, mechanism OK: the cache entry is stored before the reply, custody released only as the reply goes', () => {
+test('a whole request, mechanism OK: the cache entry is stored before the reply', () => {
   const { client, server } = connection();
   sendSome(client, REQUEST);
   const { path, seen } = fastPath({});
@@ -94,7 +91,7 @@ test('a whole request, mechanism OK: the cache entry is stored before the reply,
   assert.ok(check, 'the worker checks it itself');
   path.checkNow(check);
   assert.deepEqual(readAll(client), encodeReply('OK'));
-  assert.deepEqual(seen.events, ['hold', 'reading', 'begin', 'mechanism', 'fill', 'replying', 'release', 'end:true']);
+  assert.deepEqual(seen.events, ['reading', 'begin', 'mechanism', 'fill', 'replying', 'end:true']);
   assert.equal(seen.fills[0]!.generation, 7);
   assert.deepEqual(seen.fills[0]!.user, Buffer.from('bob'));
   assert.deepEqual(seen.counted, ['ok']);
@@ -109,7 +106,7 @@ test('a NO goes to the primary with the request, the reply and the delay; nothin
   path.checkNow(path.take(server)!);
   assert.deepEqual(seen.handoffs[0]!.answer, { reply: 'NO PAM auth error', failDelayMs: 2000, unavailable: false });
   assert.deepEqual(seen.handoffs[0]!.received, REQUEST);
-  assert.deepEqual(seen.events.slice(-3), ['handoff', 'release', 'end:true'], 'handed over before custody ends');
+  assert.deepEqual(seen.events.slice(-2), ['handoff', 'end:true'], 'handed over, then the record says idle');
   assert.deepEqual(seen.counted, [], 'the primary counts it');
   assert.equal(readAll(client).length, 0);
   closeFd(client);
@@ -164,25 +161,6 @@ test('half a request, or one with more bytes after it, goes to the primary with 
     assert.equal(seen.handoffs[0]!.received.length, 0);
     closeFd(client);
   }
-});
-
-test('custody: a client held survives its holder closing it, and is released on request', () => {
-  const [inEnd, outEnd] = socketPair();
-  setNonBlocking(outEnd);
-  const custody = new Custody(inEnd, outEnd);
-  const { client, server } = connection();
-  assert.equal(custody.hold(server), true);
-  closeFd(server); // the worker dies: its own descriptor is gone
-  const { fds } = receiveWithDescriptors(outEnd, Buffer.alloc(16));
-  assert.equal(fds.length, 1, 'the primary finds the client in custody');
-  sendSome(fds[0]!, encodeReply('NO authentication worker failed'));
-  assert.deepEqual(readAll(client), encodeReply('NO authentication worker failed'));
-  closeFd(fds[0]!);
-  const second = connection();
-  custody.hold(second.server);
-  custody.release();
-  assert.equal(receiveWithDescriptors(outEnd, Buffer.alloc(16)).fds.length, 0, 'released: nothing left in custody');
-  for (const fd of [inEnd, outEnd, client, second.client, second.server]) closeFd(fd);
 });
 
 test('activity record: states, the login tag, and who a check is for', () => {

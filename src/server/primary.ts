@@ -195,7 +195,6 @@ export async function startPrimary(config: Config, log: Logger): Promise<Running
       adopt: (fd, handoff) => front.adopt(fd, handoff),
       answerTimedOut: (fd, subject) =>
         front.answerAtOnce(fd, authenticator.notCheckedInWorker(subject, POOL_REPLY.timeout, config.deadlines.jobTimeoutMs)),
-      answerWorkerDied: (fd, subject) => front.answerAtOnce(fd, authenticator.notCheckedInWorker(subject, POOL_REPLY.workerDied, 0)),
       fill: cache ? (fill) => cache.rememberDigests(fill.keyDigest, fill.mac, fill.generation, fill) : undefined,
       workerAccepting: () => server.requeue(),
       overflow: (takeConnections) => server.setAccepting(takeConnections),

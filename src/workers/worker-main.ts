@@ -23,7 +23,6 @@ import { runBlockingWorker } from './fast-path/blocking-worker.js';
 import { runEventedWorker } from './fast-path/evented-worker.js';
 import { FastPath } from './fast-path/fast-path.js';
 import { WorkerChannel } from './fast-path/worker-channel.js';
-import { Custody } from './fast-path/custody.js';
 import { parseWorkerSettings } from './worker-settings.js';
 import { SHARED_REGION_FD, openSharedState } from '../shared/shared-state.js';
 
@@ -74,7 +73,6 @@ function startFastPath(running: Mechanism): FastPath | undefined {
       replying: () => shared.activity.replying(fast.place),
       end: (checked) => shared.activity.end(fast.place, checked),
     },
-    custody: new Custody(),
     log,
     handOff: (fd, handoff) => {
       const frame = encodeHandoff(handoff);

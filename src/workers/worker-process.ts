@@ -39,11 +39,7 @@ export interface WorkerProcessEvents {
 
 /** How a worker process is started: the real one spawns; tests may pass their own. */
 export interface WorkerSpawnOptions {
-  /**
-   * With the fast path: the shared region's descriptor, inherited as the worker's fd 4
-   * (shared/shared-state.ts), and a custody pair for the client being checked (fd 5, 6:
-   * fast-path/custody.ts).
-   */
+  /** With the fast path: the shared region's descriptor, inherited as the worker's fd 4 (shared/shared-state.ts). */
   readonly sharedRegionFd?: number;
 }
 
@@ -62,8 +58,6 @@ export interface WorkerHandle extends Pick<EventEmitter<WorkerProcessEvents>, 'o
 /** Read size on the primary's end of a channel: results are a few dozen bytes each. */
 const CHANNEL_READ_BYTES = 4096;
 const channelChunk = Buffer.alloc(CHANNEL_READ_BYTES);
-/** A custody message is one byte. */
-const custodyScratch = Buffer.alloc(16);
 
 export class WorkerProcess extends EventEmitter<WorkerProcessEvents> implements WorkerHandle {
   readonly pid: number;
@@ -83,8 +77,6 @@ export class WorkerProcess extends EventEmitter<WorkerProcessEvents> implements 
   private readonly descriptors: number[] = [];
   /** close() shut our writing side: the worker reads EOF after what was sent. */
   private writeShut = false;
-  /** Our copy of the custody pair's receiving end (fast-path/custody.ts); -1 without one. */
-  private custodyFd = -1;
 
   constructor(
     script: string,
@@ -96,23 +88,16 @@ export class WorkerProcess extends EventEmitter<WorkerProcessEvents> implements 
     const self = selfCommand('worker', script, [settingsJson]);
     let child: ChildProcess | undefined;
     let workerEnd = -1;
-    let custodyIn = -1;
     try {
       const [ours, theirs] = socketPair();
       this.channelFd = ours;
       workerEnd = theirs;
-      const extra: number[] = [];
-      if (spawnOptions.sharedRegionFd !== undefined) {
-        [custodyIn, this.custodyFd] = socketPair();
-        setNonBlocking(this.custodyFd); // shared with the worker, which wants it so too
-        extra.push(spawnOptions.sharedRegionFd, custodyIn, this.custodyFd);
-      }
+      const extra = spawnOptions.sharedRegionFd === undefined ? [] : [spawnOptions.sharedRegionFd];
       child = spawn(self.command, self.args, { stdio: ['ignore', 'inherit', 'inherit', workerEnd, ...extra], env: self.env });
     } catch {
       child = undefined; // EMFILE, ENOMEM, EAGAIN…: reported below as a worker that exited at once
     }
     if (workerEnd >= 0) closeFd(workerEnd); // the worker has its own copy (or none)
-    if (custodyIn >= 0) closeFd(custodyIn);
     this.pid = child?.pid ?? -1;
     if (!child || this.pid < 0 || setNonBlocking(this.channelFd) < 0 || !this.poller.watch(this.channelFd, EPOLLIN, this.onChannelReady)) {
       // Out of file descriptors leaves no channel: a start failure, not a crash of the
@@ -150,21 +135,6 @@ export class WorkerProcess extends EventEmitter<WorkerProcessEvents> implements 
     if (sent === -EINTR) sent = sendWithDescriptor(this.channelFd, frame, listenFd);
     if (sent < 0 && sent !== -EAGAIN) this.kill('SIGKILL');
     // -EAGAIN: the channel is full; the worker stays on the jobs the primary sends it.
-  }
-
-  /**
-   * After the worker's exit: the client it was checking on its fast path, if it died before
-   * the check ended (the descriptor waited in custody, fast-path/custody.ts); the caller
-   * answers and closes it.
-   */
-  reclaimCustody(): number | undefined {
-    if (this.custodyFd < 0) return undefined;
-    const { count, fds } = receiveWithDescriptors(this.custodyFd, custodyScratch);
-    closeFd(this.custodyFd);
-    this.custodyFd = -1;
-    if (count <= 0 || fds.length === 0) return undefined;
-    for (const extra of fds.slice(1)) closeFd(extra); // one check at a time: never more than one
-    return fds[0];
   }
 
   /** Asks the worker to stop accepting clients (it still runs jobs until its channel closes). */
@@ -288,7 +258,5 @@ export class WorkerProcess extends EventEmitter<WorkerProcessEvents> implements 
     for (const frame of this.unsent) frame.fill(0);
     this.unsent = [];
     this.emit('exit', code, signal);
-    const unclaimed = this.reclaimCustody(); // nobody listening took it: at least close it
-    if (unclaimed !== undefined) closeFd(unclaimed);
   }
 }

@@ -8,9 +8,11 @@
  *     repeat lane schedule it), before any check;
  *   - every NO from the mechanism, with its reply and PAM's failure delay: the primary logs
  *     the failure, remembers it, serves the delay and answers, so no worker ever sleeps.
- * From accept to reply the client is in custody (custody.ts), and the activity record
- * (shared/worker-activity.ts) says what the worker is doing with it: if the worker dies —
- * a crash, or killed by the primary at the check's deadline — the primary answers the client.
+ * The activity record (shared/worker-activity.ts) says what the worker is doing with its
+ * client: the primary answers `NO authentication timed out` for a check past --job-timeout
+ * (it takes the client's descriptor from the stopped worker: workers/seize-client.ts). A
+ * worker that dies by itself mid-request takes its client's connection with it: the client
+ * sees it closed, never a hang (see the README for why no copy is kept for that case).
  */
 import { encodeReply, type WireRequest } from '../../protocol/codec.js';
 import type { Logger } from '../../log/logger.js';
@@ -68,8 +70,6 @@ export interface FastPathParts {
   /** False while the primary holds --max-connections clients: a new one is its to refuse. */
   readonly roomForClients: () => boolean;
   readonly activity: ActivityView;
-  /** Holds the client from accept to reply, for the primary if this worker dies (custody.ts). */
-  readonly custody: { hold(fd: number): boolean; release(): void };
   readonly log: Logger;
   /** Sends the connection to the primary (the descriptor travels; ours is closed). */
   readonly handOff: (fd: number, handoff: Handoff) => void;
@@ -90,9 +90,6 @@ export interface PendingCheck {
 }
 
 export class FastPath {
-  /** The client in hand is in custody (custody.ts): released once it is answered or handed over. */
-  private held = false;
-
   constructor(private readonly parts: FastPathParts) {}
 
   /**
@@ -102,7 +99,6 @@ export class FastPath {
    */
   take(fd: number): PendingCheck | undefined {
     const startedAt = monotonicMs();
-    this.held = this.parts.custody.hold(fd);
     this.parts.activity.reading(fd);
     if (!this.parts.roomForClients()) {
       this.handOver(fd, { received: Buffer.alloc(0) }, false);
@@ -110,7 +106,6 @@ export class FastPath {
     }
     const intake = readRequest(fd);
     if (intake.kind === 'closed') {
-      this.release();
       closeFd(fd);
       this.parts.activity.end(false);
       return undefined;
@@ -215,16 +210,12 @@ export class FastPath {
     return { reply: 'NO internal mechanism failure' };
   }
 
-  /**
-   * The connection goes to the primary, then out of custody: if this worker dies between
-   * the two, the primary finds the same connection in both and answers it once.
-   */
+  /** The connection goes to the primary (the descriptor travels; ours is closed). */
   private handOver(fd: number, handoff: Handoff, checked: boolean): void {
     try {
       this.parts.handOff(fd, handoff);
     } finally {
       handoff.received.fill(0);
-      this.release();
       this.parts.activity.end(checked);
     }
   }
@@ -234,14 +225,8 @@ export class FastPath {
     const frame = encodeReply(text);
     this.parts.activity.replying();
     const sent = sendSome(fd, frame);
-    this.release();
     this.parts.activity.end(checked);
     if (sent !== frame.length) this.parts.log.error(`write failure: the reply did not fit the client's socket (${sent})`);
     closeFd(fd);
-  }
-
-  private release(): void {
-    if (this.held) this.parts.custody.release();
-    this.held = false;
   }
 }
