@@ -17,7 +17,7 @@ import { replyFrames, runConcurrently, seededRandom } from './helpers/load.js';
 import { PamFixture } from './helpers/pam-fixture.js';
 import { PAM_EXEC_MODULE } from './helpers/paths.js';
 import { childPids, isAlive } from './helpers/processes.js';
-import { ask, exchange, idleConnection, request } from './helpers/raw-client.js';
+import { ask, droppedByKill, exchange, idleConnection, request } from './helpers/raw-client.js';
 import { assertNoSecretsLogged } from './helpers/secrets.js';
 
 const USERS: [string, string][] = [
@@ -113,7 +113,11 @@ test('live fuzz: random and mutated requests never crash it and never get a wron
   }
 });
 
-test('nothing lost: mixed requests while workers are killed at random — one reply each, no wrong OK', async () => {
+// A request the killed worker was answering itself (the fast path) dies with it: its client
+// sees the connection closed, as with the original (issue 13 allows "NO or a clean close"; why
+// no copy of each client is kept for this: workers/fast-path-hub.ts). Every other request in
+// flight — in the primary, queued, or handed over — still gets exactly one reply.
+test('nothing lost: mixed requests while workers are killed at random — one reply each (or a close for a killed worker\'s own client), no wrong OK', async () => {
   const daemon = await Daemon.start({ env: pam.env, args: ['-n', '4'] });
   const random = seededRandom(SEED + 1);
   let killing = true;
@@ -138,7 +142,8 @@ test('nothing lost: mixed requests while workers are killed at random — one re
       const right = index % 4 !== 0;
       const service = index % 2 === 0 ? 'slowish' : 'imap';
       const sentPassword = right ? password : `${password}-wrong`;
-      const received = await exchange(daemon.socket, request(name, sentPassword, service, ''), { deadlineMs: 40_000 });
+      const received = await exchange(daemon.socket, request(name, sentPassword, service, ''), { deadlineMs: 40_000 }).catch(droppedByKill);
+      if (received.length === 0) return 'closed';
       const frames = replyFrames(received);
       assert.equal(frames.length, 1, `exactly one reply (#${index})`);
       const reply = frames[0]!;
@@ -150,9 +155,9 @@ test('nothing lost: mixed requests while workers are killed at random — one re
     await killer;
     assert.ok(kills >= 5, `workers were killed during the run: ${kills}`);
     const ok = replies.filter((reply) => reply === 'OK').length;
-    const lost = replies.filter((reply) => reply === 'NO authentication worker failed').length;
+    const lost = replies.filter((reply) => reply === 'NO authentication worker failed' || reply === 'closed').length;
     assert.ok(ok > 2000, `right passwords mostly succeeded: ${ok} OK, ${lost} lost to kills`);
-    assert.ok(lost <= kills, `at most one NO per kill (${lost} NO, ${kills} kills)`);
+    assert.ok(lost <= kills, `at most one request lost per kill (${lost} NO or closed, ${kills} kills)`);
     const deadline = Date.now() + 10_000;
     while (childPids(daemon.pid).length !== 4 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
     assert.equal(childPids(daemon.pid).length, 4, 'the pool refilled');
