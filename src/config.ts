@@ -52,7 +52,7 @@ export interface Config {
   readonly workers: number;
   /**
    * `--idle-workers`: workers kept started when there is no work (at most `workers`). The
-   * others start when requests wait and exit after a while without any (workers/pool.ts).
+   * others start when requests wait and exit after a while without any (workers/worker-lifecycle.ts).
    */
   readonly idleWorkers: number;
   /** `-r` */

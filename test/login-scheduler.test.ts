@@ -158,7 +158,7 @@ test('suspect requests fill at most half of the waiting room: clean logins alway
 });
 
 test('accountKey: spelling variants of one account (case, surrounding blanks) are one login', async () => {
-  const { accountKey } = await import('../src/server/authenticator.js');
+  const { accountKey } = await import('../src/server/request-parts.js');
   assert.deepEqual(accountKey(Buffer.from(' Bob\t')), Buffer.from('bob'));
   assert.deepEqual(accountKey(Buffer.from('BOB@Example.ORG')), Buffer.from('bob@example.org'));
   assert.deepEqual(accountKey(Buffer.from([0xc3, 0x89, 0x41])), Buffer.from([0xc3, 0x89, 0x61]), 'non-ASCII bytes are kept as they are');

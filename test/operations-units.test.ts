@@ -10,8 +10,10 @@ import { parseControlRequest } from '../src/control/protocol.js';
 import { authLine, fieldText } from '../src/log/auth-line.js';
 import { renderMetrics, negotiateFormat, type MetricFamily } from '../src/metrics/exposition.js';
 import { parseListenAddress } from '../src/metrics/listen-address.js';
-import { LATENCY_BUCKETS_SECONDS, MAX_SERVICE_LABELS, OTHER_SERVICE, RequestMetrics } from '../src/metrics/request-metrics.js';
-import { CredentialCache } from '../src/server/credential-cache.js';
+import { LATENCY_BUCKETS_SECONDS, MAX_SERVICE_LABELS, OTHER_SERVICE } from '../src/metrics/request-metrics.js';
+import { RequestMetrics } from '../src/shared/request-counters.js';
+import { CredentialCache, privateCacheSection } from '../src/server/credential-cache.js';
+import { KeyedDigest } from '../src/server/keyed-digest.js';
 import { parseOpenMetrics, promtoolCheck, sampleValue } from './helpers/metrics-tools.js';
 
 test('label values with quotes, backslashes and newlines survive a strict parser', () => {
@@ -74,7 +76,7 @@ test('control requests: known commands only; flush filters need a user', () => {
 });
 
 test("flushUser removes that user's entries only: every host, -r's login@realm, realm and service filters", () => {
-  const cache = new CredentialCache({ sizeKb: undefined, timeoutSeconds: 60 });
+  const cache = new CredentialCache({ sizeKb: undefined, timeoutSeconds: 60, section: privateCacheSection(undefined), digest: new KeyedDigest() });
   const entry = (user: string, realm: string, service: string, remote = ''): Parameters<CredentialCache['remember']>[0] => ({
     user: Buffer.from(user),
     realm: Buffer.from(realm),

@@ -6,7 +6,7 @@
 import type { Logger } from '../log/logger.js';
 import { daemonMetricFamilies, type DaemonSnapshot } from '../metrics/daemon-metrics.js';
 import { renderMetrics, type ExpositionFormat } from '../metrics/exposition.js';
-import type { RequestMetrics } from '../metrics/request-metrics.js';
+import type { RequestMetrics } from '../shared/request-counters.js';
 import type { Authenticator } from '../server/authenticator.js';
 import type { CredentialCache, UserFilter } from '../server/credential-cache.js';
 import type { FrontDoor } from '../server/front-door.js';
@@ -57,10 +57,10 @@ export class Operations {
 
   /** The SIGUSR1 line. */
   statusLine(): string {
-    const { pool, authenticator, front, cache } = this.parts;
+    const { pool, front, cache, metrics } = this.parts;
     return statusLine({
       pool: pool.stats(),
-      requests: authenticator.stats,
+      requests: metrics.totals(),
       connections: front.open.size,
       cache: cache?.stats(),
       uptimeSeconds: process.uptime(),
@@ -68,14 +68,14 @@ export class Operations {
   }
 
   status(): StatusReport {
-    const { pool, authenticator, front, cache, version, mechanism } = this.parts;
+    const { pool, front, cache, version, mechanism, metrics } = this.parts;
     return {
       line: this.statusLine(),
       pid: process.pid,
       version,
       mechanism,
       uptimeSeconds: Math.floor(process.uptime()),
-      requests: authenticator.stats,
+      requests: metrics.totals(),
       connections: front.open.size,
       pool: pool.stats(),
       workerStates: pool.workerStates(),

@@ -1,9 +1,8 @@
 /**
- * Per-request counters and the latency histogram, kept in the primary: workers come and go
- * (crashes, recycling, SIGHUP), these live as long as the daemon, as Prometheus expects of
- * a counter.
+ * What the per-request counters count, and the shape of what they report. The counters
+ * themselves (RequestMetrics) live in memory shared by every process of the daemon:
+ * src/shared/request-counters.ts.
  */
-import { printable } from '../log/logger.js';
 
 /** `not_checked`: the daemon answered NO itself (busy, timed out, worker died, shutting down). */
 export type RequestResult = 'ok' | 'no' | 'not_checked';
@@ -33,45 +32,11 @@ export interface RequestSnapshot {
   readonly latency: LatencySnapshot;
 }
 
-export class RequestMetrics {
-  private readonly byService = new Map<string, ResultCounts>();
-  /** Per-bucket (not cumulative) counts; the last slot is +Inf. */
-  private readonly bucketCounts = new Array<number>(LATENCY_BUCKETS_SECONDS.length + 1).fill(0);
-  private count = 0;
-  private sumSeconds = 0;
-
-  record(result: RequestResult, service: Buffer, elapsedMs: number): void {
-    this.countFor(printable(service))[result]++;
-    const seconds = Math.max(0, elapsedMs) / 1000;
-    let index = LATENCY_BUCKETS_SECONDS.findIndex((bound) => seconds <= bound);
-    if (index === -1) index = LATENCY_BUCKETS_SECONDS.length;
-    this.bucketCounts[index]!++;
-    this.count++;
-    this.sumSeconds += seconds;
-  }
-
-  snapshot(): RequestSnapshot {
-    const byService = new Map<string, ResultCounts>();
-    for (const [service, counts] of this.byService) byService.set(service, { ...counts });
-    const buckets: number[] = [];
-    let running = 0;
-    for (let index = 0; index < LATENCY_BUCKETS_SECONDS.length; index++) {
-      running += this.bucketCounts[index]!;
-      buckets.push(running);
-    }
-    return { byService, latency: { buckets, count: this.count, sumSeconds: this.sumSeconds } };
-  }
-
-  private countFor(service: string): ResultCounts {
-    let counts = this.byService.get(service);
-    if (!counts) {
-      const label = this.byService.size >= MAX_SERVICE_LABELS ? OTHER_SERVICE : service;
-      counts = this.byService.get(label);
-      if (!counts) {
-        counts = { ok: 0, no: 0, not_checked: 0 };
-        this.byService.set(label, counts);
-      }
-    }
-    return counts;
-  }
+/** Replies so far, all services together (saslauthdctl status, the SIGUSR1 line). */
+export interface RequestTotals {
+  readonly ok: number;
+  /** Every NO, those the daemon gave itself included. */
+  readonly no: number;
+  /** The NOs the daemon gave itself (busy, timed out, worker died, shutting down). */
+  readonly notChecked: number;
 }

@@ -27,6 +27,10 @@ export const EPOLLIN = 0x001;
 export const EPOLLOUT = 0x004;
 export const EPOLLERR = 0x008;
 export const EPOLLHUP = 0x010;
+/** Wake one waiting epoll set per event, not all (workers sharing the listening socket). */
+export const EPOLLEXCLUSIVE = 1 << 28;
+const POLLIN = 0x001;
+const POLLOUT = 0x004;
 export const EPOLL_CTL_ADD = 1;
 export const EPOLL_CTL_DEL = 2;
 export const EPOLL_CTL_MOD = 3;
@@ -72,6 +76,7 @@ interface Libc {
   write: IntFn;
   socketpair: IntFn;
   fcntl: IntFn;
+  poll: IntFn;
 }
 
 let libc: Libc | undefined;
@@ -96,6 +101,7 @@ function load(): Libc {
     eventfd: fn('eventfd', 'int', ['unsigned int', 'int']),
     socketpair: fn('socketpair', 'int', ['int', 'int', 'int', 'void *']),
     fcntl: fn('fcntl', 'int', ['int', 'int', '...']),
+    poll: fn('poll', 'int', ['void *', 'unsigned long', 'int']),
   };
   return libc;
 }
@@ -151,6 +157,43 @@ export function sendSome(fd: number, data: Buffer): number {
   return checked(load().send(fd, data, data.length, MSG_NOSIGNAL));
 }
 
+const pollScratch = Buffer.alloc(8);
+
+/**
+ * Waits up to `timeoutMs` for `fd` to have something to read (or EOF, or an error): 1 when
+ * it has, 0 at the timeout, -errno. Blocks the calling thread: only for a worker's short
+ * window on a client that has not sent its whole request yet.
+ */
+export function waitReadable(fd: number, timeoutMs: number): number {
+  return waitFor(fd, POLLIN, timeoutMs);
+}
+
+/** Like waitReadable, for room to write (a worker's channel to the primary, when full). */
+export function waitWritable(fd: number, timeoutMs: number): number {
+  return waitFor(fd, POLLOUT, timeoutMs);
+}
+
+function waitFor(fd: number, events: number, timeoutMs: number): number {
+  // struct pollfd { int fd; short events; short revents; }
+  if (LITTLE_ENDIAN) {
+    pollScratch.writeInt32LE(fd, 0);
+    pollScratch.writeInt16LE(events, 4);
+  } else {
+    pollScratch.writeInt32BE(fd, 0);
+    pollScratch.writeInt16BE(events, 4);
+  }
+  pollScratch.writeInt16LE(0, 6);
+  return checked(load().poll(pollScratch, 1, Math.max(0, Math.ceil(timeoutMs))));
+}
+
+/**
+ * Blocks until one of the epoll set's descriptors is ready or `timeoutMs` passed (-1: no
+ * limit): a worker's wait, which has nothing else to do meanwhile. Count or -errno.
+ */
+export function epollWaitBlocking(epollFd: number, events: Buffer, timeoutMs: number): number {
+  return checked(load().epollWait(epollFd, events, events.length / EPOLL_EVENT_BYTES, timeoutMs));
+}
+
 /** Half-closes: the peer reads EOF after what was sent. 0 or -errno. */
 export function shutdownWrite(fd: number): number {
   return checked(load().shutdown(fd, SHUT_WR));
@@ -168,7 +211,7 @@ export function socketPair(): [number, number] {
   const fds = Buffer.alloc(8);
   const result = checked(load().socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds));
   if (result < 0) throw new SyscallError('socketpair', -result);
-  return [fds.readInt32LE(0), fds.readInt32LE(4)];
+  return LITTLE_ENDIAN ? [fds.readInt32LE(0), fds.readInt32LE(4)] : [fds.readInt32BE(0), fds.readInt32BE(4)];
 }
 
 /** Makes reads and writes on `fd` return EAGAIN instead of waiting. 0 or -errno. */

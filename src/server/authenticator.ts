@@ -14,15 +14,19 @@
 import { REPLY, cString, type WireRequest } from '../protocol/codec.js';
 import { printable, type Logger } from '../log/logger.js';
 import { authLine, fieldText, type AuthLine, type RequestFields } from '../log/auth-line.js';
+import type { CheckSubject } from '../shared/worker-activity.js';
+import { logCacheMiss, logCachedSuccess, logCheckedSuccess } from '../log/success-lines.js';
 import { RefusalLog } from '../log/refusal-log.js';
-import type { RequestMetrics, RequestResult } from '../metrics/request-metrics.js';
+import type { RequestResult } from '../metrics/request-metrics.js';
+import type { RequestMetrics } from '../shared/request-counters.js';
 import { monotonicMs } from '../runtime/monotonic-clock.js';
 import { POOL_REPLY, type JobLane, type JobOutcome, type PoolJob } from '../workers/pool.js';
 import { RepeatFailures } from './repeat-failures.js';
 import type { CacheKeyParts, CredentialCache } from './credential-cache.js';
 import { FailureDelays } from './failure-delays.js';
 import { KeyedDigest } from './keyed-digest.js';
-import type { CheckResult, LoginScheduler, Refusal } from './login-scheduler.js';
+import type { AttemptIds, CheckResult, LoginScheduler, Refusal } from './login-scheduler.js';
+import { accountKey, cacheKeyOf, logFieldsOf, requestParts, type RequestParts } from './request-parts.js';
 
 export interface AuthenticatorOptions {
   /** `-a`, as given (log lines show it). */
@@ -39,6 +43,26 @@ export interface AuthenticatorOptions {
   readonly cache?: CredentialCache | undefined;
   /** Counts every answer by result and service, with its latency (metrics). */
   readonly metrics?: RequestMetrics | undefined;
+  /** Names logins and passwords for the scheduler; shared with the workers (same key). */
+  readonly digest?: KeyedDigest;
+  /**
+   * Where workers look up whether a login or password was refused recently, before they
+   * check one themselves: told at once of a failure (not after its delay, or workers would
+   * keep guessing meanwhile) and of a success.
+   */
+  readonly suspects?: SuspectPublisher | undefined;
+}
+
+export interface SuspectPublisher {
+  noteFailure(loginDigest: Buffer, passwordDigest: Buffer): void;
+  clearLogin(loginDigest: Buffer): void;
+}
+
+/** A worker's answer to a request it checked on its fast path and handed over (a NO). */
+export interface HandedOverAnswer {
+  readonly reply: string;
+  readonly failDelayMs: number;
+  readonly unavailable: boolean;
 }
 
 /** How the request being answered ended; set by whichever step answers it. */
@@ -46,14 +70,30 @@ interface Tally {
   result: RequestResult;
 }
 
+/** A request whose credentials a mechanism checked, and what its answer must update. */
+interface CheckedRequest {
+  readonly password: Buffer;
+  readonly key: CacheKeyParts;
+  readonly fields: () => RequestFields;
+  readonly tally: Tally;
+  /** Set when the client got its NO at its own deadline while the check ran. */
+  readonly client: { answered: boolean };
+  /** The same credentials were refused a moment ago. */
+  readonly repeat: boolean;
+  /** The cache's generation when the check started (undefined: no fill). */
+  readonly generation?: number | undefined;
+  /** The request's login and password digests, as the scheduler knows them. */
+  readonly ids: AttemptIds;
+}
+
 export class Authenticator {
-  private counters = { ok: 0, no: 0, notChecked: 0 };
   private readonly repeatFailures = new RepeatFailures();
   private readonly delays = new FailureDelays();
-  private readonly digest = new KeyedDigest();
+  private readonly digest: KeyedDigest;
   private readonly refusals: RefusalLog<AuthLine>;
 
   constructor(private readonly options: AuthenticatorOptions) {
+    this.digest = options.digest ?? new KeyedDigest();
     this.refusals = new RefusalLog<AuthLine>((line) => options.log.error(line.text, line.fields));
   }
 
@@ -61,11 +101,6 @@ export class Authenticator {
   cutFailureDelays(): void {
     this.options.scheduler.stop();
     this.delays.cutAll();
-  }
-
-  /** Replies so far: `no` counts every NO, `notChecked` those the daemon gave itself. */
-  get stats(): { ok: number; no: number; notChecked: number } {
-    return { ok: this.counters.ok, no: this.counters.no + this.counters.notChecked, notChecked: this.counters.notChecked };
   }
 
   /** Replies that wait out a failure delay now. */
@@ -89,39 +124,77 @@ export class Authenticator {
     }
   }
 
+  /**
+   * A request a worker checked itself and handed over with the mechanism's NO (workers send
+   * every NO here): logged, remembered and delayed as if the check had run from here. Never
+   * throws; the password buffer is zeroed.
+   */
+  async answerChecked(request: WireRequest, answer: HandedOverAnswer): Promise<string> {
+    const startedAt = monotonicMs();
+    const tally: Tally = { result: 'no' };
+    try {
+      const parts = requestParts(request, this.options.appendRealm);
+      if (parts.login.length === 0 || parts.password.length === 0) return REPLY.internalFailure; // never sent by a worker
+      const key = cacheKeyOf(parts);
+      const ids = this.attemptIds(parts);
+      const turn = this.options.scheduler.occupy(ids);
+      const outcome: JobOutcome = { reply: answer.reply, failDelayMs: answer.failDelayMs, fromMechanism: !answer.unavailable };
+      const settled = await this.settle(outcome, {
+        password: parts.password,
+        key,
+        fields: () => logFieldsOf(parts),
+        tally,
+        client: { answered: false },
+        repeat: this.repeatFailures.isRepeat(key, parts.password),
+        ids,
+      });
+      turn.finish(settled.result);
+      return settled.text;
+    } finally {
+      request.password.fill(0);
+      this.options.metrics?.record(tally.result, cString(request.service), monotonicMs() - startedAt);
+    }
+  }
+
+  /**
+   * A request a worker was checking when it died, or was killed past the deadline: the
+   * primary answers it `reply`. The daemon's own NO, logged and counted as such (never an
+   * `auth failure`).
+   */
+  notCheckedInWorker(subject: CheckSubject, reply: string, elapsedMs: number): string {
+    const tally: Tally = { result: 'no' };
+    const fields = (): RequestFields => ({
+      user: fieldText(subject.user),
+      service: fieldText(subject.service),
+      realm: fieldText(subject.realm),
+      remote: fieldText(subject.remote),
+    });
+    this.notChecked(reply, fields, tally);
+    this.options.metrics?.record(tally.result, subject.service, elapsedMs);
+    return reply;
+  }
+
+  private attemptIds(parts: RequestParts): AttemptIds {
+    const account = accountKey(parts.user);
+    return { login: this.digest.of(account), credential: this.digest.of(account, parts.password), password: this.digest.of(parts.password) };
+  }
+
   private async answer(request: WireRequest, startedAt: number, tally: Tally): Promise<string> {
-    const password = cString(request.password);
+    const parts = requestParts(request, this.options.appendRealm);
+    const { password, user, service, realm, remoteHost } = parts;
     /** False while a check that outlived its client's deadline still needs the password. */
     let wipeNow = true;
     try {
-      const login = cString(request.login);
-      if (login.length === 0) return this.refuse(REPLY.nullLogin, 'NULL login received', tally);
+      if (parts.login.length === 0) return this.refuse(REPLY.nullLogin, 'NULL login received', tally);
       if (password.length === 0) return this.refuse(REPLY.nullPassword, 'NULL password received', tally);
-      const service = cString(request.service);
-      const realm = cString(request.realm);
-      const user =
-        this.options.appendRealm && realm.length > 0 ? Buffer.concat([login, Buffer.from('@'), realm]) : login;
-      const remoteHost = clientHost(request.clientAddress);
       // Rendered only for a line that is written: most requests log nothing without -d/-V.
-      const fields = (): RequestFields => ({
-        user: fieldText(user),
-        service: fieldText(service),
-        realm: fieldText(realm),
-        remote: fieldText(remoteHost),
-      });
+      const fields = (): RequestFields => logFieldsOf(parts);
       const cache = this.options.cache;
-      const key = { user, realm, service, remote: remoteHost };
+      const key = cacheKeyOf(parts);
       if (cache && this.answeredFromCache(cache, key, password, fields, tally)) return 'OK';
 
-      // The login is the account the mechanism checks: the user after -r, never the realm on
-      // its own (PAM ignores it: a new realm per guess must not make a new login), folded
-      // the way most backends fold it (LDAP, Kerberos, sssd…: `Bob ` is `bob`), so spelling
-      // variants of one account share its turn. Folding too much only costs fairness.
-      const account = accountKey(user);
-      const admission = await this.options.scheduler.admit(
-        { login: this.digest.of(account), credential: this.digest.of(account, password), password: this.digest.of(password) },
-        this.options.jobTimeoutMs,
-      );
+      const ids = this.attemptIds(parts);
+      const admission = await this.options.scheduler.admit(ids, this.options.jobTimeoutMs);
       if (!admission.granted) return this.notChecked(refusalReply(admission), fields, tally, admission);
       const { turn } = admission;
       // The same credentials may have been checked while this request waited for its turn.
@@ -135,7 +208,7 @@ export class Authenticator {
         return this.notChecked(POOL_REPLY.timeout, fields, tally);
       }
       const client = { answered: false };
-      const checked = this.check({ login: user, password, service, realm, remoteHost }, key, fields, tally, client).then((outcome) => {
+      const checked = this.check({ login: user, password, service, realm, remoteHost }, { key, fields, tally, client, ids }).then((outcome) => {
         turn.finish(outcome.result); // the login's next check waits for this one, and its delay
         return outcome;
       });
@@ -161,15 +234,19 @@ export class Authenticator {
    */
   private async check(
     job: PoolJob,
-    key: CacheKeyParts,
-    fields: () => RequestFields,
-    tally: Tally,
-    client: { answered: boolean },
+    request: Pick<CheckedRequest, 'key' | 'fields' | 'tally' | 'client' | 'ids'>,
   ): Promise<{ text: string; result: CheckResult }> {
-    const { cache, log, mechanism } = this.options;
-    const repeat = this.repeatFailures.isRepeat(key, job.password);
-    const generation = cache?.generation;
+    const repeat = this.repeatFailures.isRepeat(request.key, job.password);
+    const generation = this.options.cache?.generation;
     const outcome = await this.options.runJob(job, repeat ? 'repeat' : 'normal');
+    return this.settle(outcome, { ...request, password: job.password, repeat, generation });
+  }
+
+  /** What follows from a mechanism's answer: cache, repeat memory, counters, log line, failure delay. */
+  private async settle(outcome: JobOutcome, checked: CheckedRequest): Promise<{ text: string; result: CheckResult }> {
+    const { password, key, fields, tally, client, repeat, generation, ids } = checked;
+    const job = { password };
+    const { cache, log, mechanism } = this.options;
     let reply = outcome.reply;
     if (!reply.startsWith('OK') && !reply.startsWith('NO')) {
       log.error(`mechanism returned unknown response: ${printable(Buffer.from(reply, 'latin1'))}`);
@@ -183,25 +260,17 @@ export class Authenticator {
     }
     let result: CheckResult;
     if (reply.startsWith('OK')) {
-      cache?.remember(key, job.password, generation);
+      if (generation !== undefined) cache?.remember(key, job.password, generation);
       if (repeat) this.repeatFailures.recordSuccess(key, job.password);
-      if (!client.answered) {
-        this.counters.ok++;
-        tally.result = 'ok';
-      }
-      if (log.verbose) {
-        const late = client.answered ? 'late: the client was answered NO at its deadline' : undefined;
-        const line = authLine('auth success', fields(), mechanism, late);
-        log.debug(line.text, line.fields);
-      }
+      this.options.suspects?.clearLogin(Buffer.from(ids.login, 'base64'));
+      if (!client.answered) tally.result = 'ok';
+      logCheckedSuccess(log, fields, mechanism, client.answered ? 'late: the client was answered NO at its deadline' : undefined);
       result = 'success';
     } else {
       cache?.forget(key); // a changed password stops the old one now, not at expiry
       this.repeatFailures.recordFailure(key, job.password);
-      if (!client.answered) {
-        this.counters.no++;
-        tally.result = 'no';
-      }
+      this.options.suspects?.noteFailure(Buffer.from(ids.login, 'base64'), Buffer.from(ids.password, 'base64'));
+      if (!client.answered) tally.result = 'no';
       const reason = reply.length > 3 ? reply.slice(3) : 'Unknown';
       const line = authLine('auth failure', fields(), mechanism, reason);
       log.info(line.text, line.fields);
@@ -218,7 +287,6 @@ export class Authenticator {
 
   /** A NO from the daemon itself: counted, logged at most once a second per reason. */
   private notChecked(reply: string, fields: () => RequestFields, tally: Tally, refusal?: Refusal): string {
-    this.counters.notChecked++;
     tally.result = 'not_checked';
     const reason = reply.slice(3);
     const line = authLine('auth not checked', fields(), this.options.mechanism, reason);
@@ -250,27 +318,16 @@ export class Authenticator {
     tally: Tally,
   ): boolean {
     const found = cache.lookup(key, password);
-    const verbose = this.options.log.verbose;
-    const where = (): string => `[login=${printable(key.user)}] [service=${printable(key.service)}] [realm=${printable(key.realm)}]`;
     if (found === 'hit') {
-      this.counters.ok++;
       tally.result = 'ok';
-      if (verbose) {
-        this.options.log.debug(`${where()}: found with valid passwd`);
-        const line = authLine('auth success (cached)', fields());
-        this.options.log.debug(line.text, line.fields);
-        this.options.log.debug('response: OK');
-      }
+      logCachedSuccess(this.options.log, key, fields);
       return true;
     }
-    if (verbose && found !== 'uncacheable') {
-      this.options.log.debug(`${where()}: ${found === 'mismatch' ? 'found with invalid passwd' : 'not found'}, update pending`);
-    }
+    if (found !== 'uncacheable') logCacheMiss(this.options.log, key, found === 'mismatch');
     return false;
   }
 
   private refuse(reply: string, logText: string, tally: Tally): string {
-    this.counters.no++;
     tally.result = 'no';
     this.options.log.error(logText);
     return reply;
@@ -288,27 +345,8 @@ function beforeDeadline<T>(promise: Promise<T>, ms: number): Promise<T | undefin
   });
 }
 
-/** The login as most backends compare it: ASCII case folded, surrounding blanks dropped. */
-export function accountKey(user: Buffer): Buffer {
-  let start = 0;
-  let end = user.length;
-  while (start < end && (user[start] === 0x20 || user[start] === 0x09)) start++;
-  while (end > start && (user[end - 1] === 0x20 || user[end - 1] === 0x09)) end--;
-  const folded = Buffer.from(user.subarray(start, end));
-  for (let i = 0; i < folded.length; i++) if (folded[i]! >= 0x41 && folded[i]! <= 0x5a) folded[i]! += 0x20;
-  return folded;
-}
-
 function refusalReply(refusal: Refusal): string {
   if (refusal.reason === 'timeout') return POOL_REPLY.timeout;
   if (refusal.reason === 'stopped') return POOL_REPLY.shuttingDown;
   return POOL_REPLY.busy;
-}
-
-/** The host part of a 5th field `ip;port` (what PAM_RHOST gets), or empty. */
-function clientHost(address: Buffer | undefined): Buffer {
-  if (!address) return Buffer.alloc(0);
-  const field = cString(address);
-  const semicolon = field.indexOf(0x3b);
-  return semicolon === -1 ? field : field.subarray(0, semicolon);
 }

@@ -7,10 +7,11 @@
  * sent its whole request by the time it is accepted, so the common path is: read, answer,
  * send, shut down writing, and wait (in the poller) only for the client's EOF.
  */
-import { REPLY, RequestDecoder, encodeReply, MAX_FIELD_BYTES, type WireRequest } from '../protocol/codec.js';
+import { REPLY, RequestDecoder, encodeReply, MAX_FIELD_BYTES, type DecodeResult, type WireRequest } from '../protocol/codec.js';
 import type { Logger } from '../log/logger.js';
 import { EAGAIN, EPOLLIN, EPOLLOUT, closeFd, errnoName, readInto, sendSome, shutdownWrite } from '../native/posix-sockets.js';
 import type { SocketPoller } from '../native/socket-poller.js';
+import type { HandedOverAnswer } from './authenticator.js';
 
 export interface ConnectionDeadlines {
   /** From accept to a complete request. Real clients send it in one write at once. */
@@ -24,6 +25,8 @@ export interface ConnectionContext {
   readonly deadlines: ConnectionDeadlines;
   readonly log: Logger;
   readonly answer: (request: WireRequest) => Promise<string>;
+  /** Answers a request a worker already checked (its NO, handed over with the connection). */
+  readonly answerChecked: (request: WireRequest, answer: HandedOverAnswer) => Promise<string>;
   /** Called once, when the descriptor has been closed. */
   readonly onClosed: (connection: ClientConnection) => void;
 }
@@ -62,9 +65,27 @@ export class ClientConnection {
     private readonly context: ConnectionContext,
   ) {}
 
-  /** Serves the request the client sends. */
-  serve(): void {
+  /**
+   * Serves the request the client sends. `received`: bytes a worker already read from this
+   * client before handing the connection over (the rest is read from here on); with `answer`,
+   * the worker also ran the check, and only what follows a NO is left to do.
+   */
+  serve(received?: Buffer, answer?: HandedOverAnswer): void {
     this.decoder = new RequestDecoder();
+    if (received && received.length > 0) {
+      const result = this.decoder.push(received);
+      received.fill(0);
+      if (result.kind !== 'incomplete') {
+        this.onDecoded(result, answer);
+        return;
+      }
+    }
+    if (answer) {
+      // A worker sends an answer only with a whole request: this one is not ours to guess at.
+      this.context.log.error('a worker handed over an answer without its request: connection closed');
+      this.close();
+      return;
+    }
     this.readRequest();
     if (this.state === 'reading') {
       this.timer = setTimeout(() => {
@@ -133,25 +154,30 @@ export class ClientConnection {
       const result = decoder.push(readChunk.subarray(0, count));
       readChunk.fill(0, 0, count); // the decoder copied what it needs
       if (result.kind === 'incomplete') continue;
-      this.state = 'answering';
-      this.unwatch(); // anything after the request is discarded, as the original does
-      clearTimeout(this.timer);
-      this.timer = undefined;
-      if (result.kind === 'field-too-long') {
-        this.context.log.error(`${result.field} exceeded MAX_REQ_LEN: ${MAX_FIELD_BYTES}`);
-        this.send(REPLY.fieldTooLong);
-        return;
-      }
-      this.onlyTheRequest = result.trailingBytes === 0;
-      this.context.answer(result.request).then(
-        (text) => this.send(text),
-        (error: unknown) => {
-          this.context.log.error(`internal failure while answering: ${(error as Error).message}`);
-          this.send(REPLY.internalFailure);
-        },
-      );
+      this.onDecoded(result);
       return;
     }
+  }
+
+  private onDecoded(result: Exclude<DecodeResult, { kind: 'incomplete' }>, answer?: HandedOverAnswer): void {
+    this.state = 'answering';
+    this.unwatch(); // anything after the request is discarded, as the original does
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    if (result.kind === 'field-too-long') {
+      this.context.log.error(`${result.field} exceeded MAX_REQ_LEN: ${MAX_FIELD_BYTES}`);
+      this.send(REPLY.fieldTooLong);
+      return;
+    }
+    this.onlyTheRequest = result.trailingBytes === 0;
+    const answered = answer ? this.context.answerChecked(result.request, answer) : this.context.answer(result.request);
+    answered.then(
+      (text) => this.send(text),
+      (error: unknown) => {
+        this.context.log.error(`internal failure while answering: ${(error as Error).message}`);
+        this.send(REPLY.internalFailure);
+      },
+    );
   }
 
   /** Sends the reply, half-closes (the client sees EOF at once), then drains. */

@@ -1,53 +1,65 @@
 /**
- * The credential cache (`-c`, `-s`, `-t`), one for the whole daemon, in the primary.
+ * The credential cache (`-c`, `-s`, `-t`), one for the whole daemon: its entries live in a
+ * section of the memory shared with the workers (src/shared/credential-table.ts, which
+ * explains the concurrency design); this class is the primary's side, the table's only
+ * writer. Workers read it with CacheReader (cache-reader.ts) and report their fills here.
  *
  * Semantics kept from the original: positive entries only; key (login after `-r`, realm,
- * service — and the client host when a client sends one); absolute lifetime from the last successful mechanism check (hits do not
- * extend it); a hit answers plain `OK`.
+ * service — and the client host when a client sends one); absolute lifetime from the last
+ * successful mechanism check (hits do not extend it); a hit answers plain `OK`.
  * Improvements: the value is HMAC-SHA256 of the password under a random key made at start
  * (never the password, never an unsalted digest, nothing on disk); a failed mechanism check
  * removes the key's entry, so after a password change the old password stops working at its
  * first failure instead of up to 8 hours later; SIGHUP empties it, and a check that was
  * running across the flush does not refill it (generation).
  */
-import { monotonicMs } from '../runtime/monotonic-clock.js';
-import { timingSafeEqual } from 'node:crypto';
+import { privateSection } from '../shared/section.js';
+import { systemMonotonicMs } from '../runtime/monotonic-clock.js';
+import { CredentialTableWriter, type TableSection } from '../shared/credential-table.js';
+import { CacheDigests, type CacheKeyParts } from './cache-digests.js';
+import { lookupDigests, type LookupResult } from './cache-reader.js';
 import { KeyedDigest } from './keyed-digest.js';
+
+export type { CacheKeyParts } from './cache-digests.js';
+export type { LookupResult } from './cache-reader.js';
 
 /** Per-entry budget used to turn `-s` kilobytes into a number of entries: the original's bucket size. */
 const ENTRY_BUDGET_BYTES = 96;
 /** The original's default table: 1711 slots × 6 buckets. */
 export const DEFAULT_CACHE_ENTRIES = 1711 * 6;
-/**
- * Keys longer than this are not cached: it bounds an entry's memory so that `-s` means
- * something (the original's limit was 60 bytes, which left long logins uncached too).
- */
-const MAX_KEY_BYTES = 512;
+
+/** Entries for `-s` kilobytes (undefined: the default). */
+export function cacheCapacityFor(sizeKb: number | undefined): number {
+  return sizeKb === undefined ? DEFAULT_CACHE_ENTRIES : Math.max(1, Math.floor((sizeKb * 1024) / ENTRY_BUDGET_BYTES));
+}
+
+/** Bytes of shared memory the table for `-s` kilobytes needs (for the region layout). */
+export function cacheSectionBytes(sizeKb: number | undefined): number {
+  return CredentialTableWriter.bytesFor(cacheCapacityFor(sizeKb));
+}
+
+/** A section in this process's memory only (a cache no worker reads: tests, or before the region is wired). */
+export function privateCacheSection(sizeKb: number | undefined): TableSection {
+  return privateSection(cacheSectionBytes(sizeKb));
+}
 
 export interface CacheOptions {
   /** `-s`, kilobytes; undefined = the default number of entries. */
   readonly sizeKb: number | undefined;
   /** `-t` */
   readonly timeoutSeconds: number;
-  /** Clock in milliseconds (tests pass their own). */
+  /** Where the entries live: at least cacheSectionBytes(sizeKb), zero-filled. */
+  readonly section: TableSection;
+  /** The per-start key, shared with the workers (their CacheReader must use the same). */
+  readonly digest: KeyedDigest;
+  /** Clock in milliseconds, the workers' too (tests pass their own). */
   readonly now?: () => number;
+  /** Test only: see WriterOptions.pauseMidWrite. */
+  readonly pauseMidWrite?: () => void;
 }
 
-export interface CacheKeyParts {
-  readonly user: Buffer;
-  readonly realm: Buffer;
-  readonly service: Buffer;
-  /**
-   * Client host (5th field), when sent: PAM sees it as PAM_RHOST and may decide by it
-   * (pam_access), so a success from one host says nothing about another.
-   */
-  readonly remote?: Buffer;
-}
-
-interface Entry {
-  readonly mac: Buffer;
-  readonly storedAt: number;
-  /** Whose entry it is, for flushUser(). */
+/** Whose entry a slot holds, for flushUser(): kept by the primary in its own memory. */
+export interface EntryOwner {
   readonly user: Buffer;
   readonly realm: Buffer;
   readonly service: Buffer;
@@ -63,8 +75,6 @@ export interface UserFilter {
   readonly service?: Buffer | undefined;
 }
 
-export type LookupResult = 'hit' | 'miss' | 'mismatch' | 'uncacheable';
-
 export interface CacheStats {
   readonly entries: number;
   readonly capacity: number;
@@ -74,40 +84,32 @@ export interface CacheStats {
 
 export class CredentialCache {
   readonly capacity: number;
-  private readonly entries = new Map<string, Entry>();
-  /** HMAC-SHA256 under a random key made at each start (keyed-digest.ts). */
-  private readonly digest = new KeyedDigest();
-  private readonly lifetimeMs: number;
+  private readonly table: CredentialTableWriter;
+  private readonly digests: CacheDigests;
   private readonly now: () => number;
-  private counters = { hits: 0, misses: 0 };
-  /** Bumped by every flush: a check that started before a flush must not fill the cache after it. */
-  private flushes = 0;
+  /** By slot: whose entry it is (copies; undefined = never written or cleared). */
+  private readonly owners: (EntryOwner | undefined)[];
 
   constructor(options: CacheOptions) {
-    this.capacity =
-      options.sizeKb === undefined
-        ? DEFAULT_CACHE_ENTRIES
-        : Math.max(1, Math.floor((options.sizeKb * 1024) / ENTRY_BUDGET_BYTES));
-    this.lifetimeMs = options.timeoutSeconds * 1000;
-    this.now = options.now ?? monotonicMs;
+    this.now = options.now ?? systemMonotonicMs;
+    this.table = new CredentialTableWriter(options.section, {
+      capacity: cacheCapacityFor(options.sizeKb),
+      lifetimeMs: options.timeoutSeconds * 1000,
+      pauseMidWrite: options.pauseMidWrite,
+    });
+    this.capacity = this.table.capacity;
+    this.digests = new CacheDigests(options.digest);
+    this.owners = new Array<EntryOwner | undefined>(this.capacity);
   }
 
   /** Does this password match a live entry for the key? */
   lookup(parts: CacheKeyParts, password: Buffer): LookupResult {
-    const key = cacheKey(parts);
-    if (key === undefined) return 'uncacheable';
-    const entry = this.entries.get(key);
-    if (!entry || this.now() - entry.storedAt >= this.lifetimeMs) {
-      if (entry) this.entries.delete(key);
-      this.counters.misses++;
-      return 'miss';
-    }
-    if (timingSafeEqual(entry.mac, this.mac(password))) {
-      this.counters.hits++;
-      return 'hit';
-    }
-    this.counters.misses++;
-    return 'mismatch';
+    const keyDigest = this.digests.keyDigestOf(parts);
+    if (keyDigest === undefined) return 'uncacheable';
+    const now = this.now();
+    const found = lookupDigests(this.table, keyDigest, () => this.digests.macOf(password), now);
+    if (found === 'miss') this.dropExpired(keyDigest, now);
+    return found;
   }
 
   /**
@@ -116,35 +118,37 @@ export class CredentialCache {
    * the PAM configuration that SIGHUP replaced).
    */
   get generation(): number {
-    return this.flushes;
+    return this.table.generation;
   }
 
-  /** After a successful mechanism check: (re)store the entry, evicting the oldest if full. */
-  remember(parts: CacheKeyParts, password: Buffer, generation: number = this.flushes): void {
-    if (generation !== this.flushes) return;
-    const key = cacheKey(parts);
-    if (key === undefined) return;
-    this.entries.delete(key); // re-inserted last: Map order is storage order, oldest first
-    if (this.entries.size >= this.capacity) {
-      const oldest = this.entries.keys().next().value;
-      if (oldest !== undefined) this.entries.delete(oldest);
-    }
+  /** After a successful mechanism check: (re)store the entry, evicting the oldest of its set if full. */
+  remember(parts: CacheKeyParts, password: Buffer, generation: number = this.generation): void {
+    const keyDigest = this.digests.keyDigestOf(parts);
+    if (keyDigest === undefined) return;
+    this.rememberDigests(keyDigest, this.digests.macOf(password), generation, parts);
+  }
+
+  /** A fill a worker reported: its digests, the generation it read before its check, and whose key it is. */
+  rememberDigests(keyDigest: Buffer, mac: Buffer, generation: number, owner: EntryOwner): void {
+    if (generation !== this.generation) return;
+    const slot = this.table.store(keyDigest, mac, this.now());
     // Copies: the parts may be views of a connection's buffer that is reused.
-    const [user, realm, service] = [Buffer.from(parts.user), Buffer.from(parts.realm), Buffer.from(parts.service)];
-    this.entries.set(key, { mac: this.mac(password), storedAt: this.now(), user, realm, service });
+    this.owners[slot] = { user: Buffer.from(owner.user), realm: Buffer.from(owner.realm), service: Buffer.from(owner.service) };
   }
 
   /** After a failed mechanism check: the old credentials must not keep working. */
   forget(parts: CacheKeyParts): void {
-    const key = cacheKey(parts);
-    if (key !== undefined) this.entries.delete(key);
+    const keyDigest = this.digests.keyDigestOf(parts);
+    if (keyDigest === undefined) return;
+    const slot = this.table.slotOf(keyDigest, this.now());
+    if (slot !== undefined) this.clear(slot);
   }
 
   /** Empties the cache; returns how many entries were dropped. */
   flush(): number {
-    this.flushes++;
-    const dropped = this.entries.size;
-    this.entries.clear();
+    const dropped = this.table.liveEntries(this.now());
+    this.table.clearAll();
+    this.owners.fill(undefined);
     return dropped;
   }
 
@@ -153,38 +157,56 @@ export class CredentialCache {
    * already running does not put its result back.
    */
   flushUser(filter: UserFilter): number {
-    this.flushes++;
+    this.table.nextGeneration();
+    const now = this.now();
     let dropped = 0;
-    for (const [key, entry] of this.entries) {
-      if (!entryMatches(entry, filter)) continue;
-      this.entries.delete(key);
-      dropped++;
-    }
+    this.owners.forEach((owner, slot) => {
+      if (!owner || !entryMatches(owner, filter)) return;
+      if (this.table.isLive(slot, now)) dropped++;
+      this.clear(slot);
+    });
     return dropped;
   }
 
   stats(): CacheStats {
-    return { entries: this.entries.size, capacity: this.capacity, ...this.counters };
+    return { entries: this.table.liveEntries(this.now()), capacity: this.capacity, ...this.table.counters() };
   }
 
-  private mac(password: Buffer): Buffer {
-    return this.digest.bytesOf(password);
+  /** The key's digest as a worker computes it (undefined = uncacheable). */
+  keyDigestOf(parts: CacheKeyParts): Buffer | undefined {
+    return this.digests.keyDigestOf(parts);
+  }
+
+  /** The password's MAC as a worker computes it. */
+  macOf(password: Buffer): Buffer {
+    return this.digests.macOf(password);
+  }
+
+  /** Which slots a key's set covers (tests: to build keys that share a set). */
+  setOf(parts: CacheKeyParts): [number, number] | undefined {
+    const keyDigest = this.digests.keyDigestOf(parts);
+    return keyDigest && this.table.setOf(keyDigest);
+  }
+
+  private clear(slot: number): void {
+    this.table.clear(slot);
+    this.owners[slot] = undefined;
+  }
+
+  /** An expired entry the primary meets is cleared (workers cannot; eviction reuses it anyway). */
+  private dropExpired(keyDigest: Buffer, now: number): void {
+    const [first, end] = this.table.setOf(keyDigest);
+    for (let slot = first; slot < end; slot++) {
+      if (this.owners[slot] && !this.table.isLive(slot, now) && this.table.holds(slot, keyDigest)) this.clear(slot);
+    }
   }
 }
 
-function entryMatches(entry: Entry, { user, realm, service }: UserFilter): boolean {
+function entryMatches(entry: EntryOwner, { user, realm, service }: UserFilter): boolean {
   if (realm !== undefined && !entry.realm.equals(realm)) return false;
   if (service !== undefined && !entry.service.equals(service)) return false;
   if (entry.user.equals(user)) return true;
   // -r: the entry's user is login@realm
   const suffix = entry.realm.length > 0 ? Buffer.concat([Buffer.from('@'), entry.realm]) : undefined;
   return suffix !== undefined && entry.user.length === user.length + suffix.length && entry.user.subarray(0, user.length).equals(user) && entry.user.subarray(user.length).equals(suffix);
-}
-
-/** An unambiguous map key: each part length-prefixed; undefined when too long to cache. */
-function cacheKey({ user, realm, service, remote }: CacheKeyParts): string | undefined {
-  const host = remote ?? Buffer.alloc(0);
-  if (user.length + realm.length + service.length + host.length + 3 > MAX_KEY_BYTES) return undefined;
-  const field = (bytes: Buffer): string => `${bytes.length}:${bytes.toString('latin1')}`;
-  return `${field(user)}${field(realm)}${field(host)}${service.toString('latin1')}`;
 }

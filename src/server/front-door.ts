@@ -8,7 +8,9 @@ import type { Logger } from '../log/logger.js';
 import { RateLimitedReport } from '../log/rate-limited-report.js';
 import { POOL_REPLY } from '../workers/pool.js';
 import { closeFd } from '../native/posix-sockets.js';
-import type { Authenticator } from './authenticator.js';
+import type { Authenticator, HandedOverAnswer } from './authenticator.js';
+import type { WireRequest } from '../protocol/codec.js';
+import type { Handoff } from '../workers/fast-path-frames.js';
 import { ClientConnection, type ConnectionContext } from './connection.js';
 import type { SocketPoller } from '../native/socket-poller.js';
 
@@ -35,28 +37,60 @@ export class FrontDoor {
     log: Logger,
     private readonly authenticator: Authenticator,
     poller: SocketPoller,
+    /** Told how many connections are open whenever that changes (workers read it). */
+    private readonly publishOpen: (count: number) => void = () => {},
   ) {
-    const answer = async (request: Parameters<Authenticator['authenticate']>[0]): Promise<string> => {
+    const counted = async (answering: () => Promise<string>): Promise<string> => {
       this.answering++;
       try {
-        return await this.authenticator.authenticate(request);
+        return await answering();
       } finally {
         this.answering--;
         if (this.answering === 0) this.whenQuiet?.();
       }
     };
-    const base = { poller, deadlines: config.deadlines, log, answer };
-    this.servedContext = { ...base, onClosed: (connection) => this.open.delete(connection) };
+    const base = {
+      poller,
+      deadlines: config.deadlines,
+      log,
+      answer: (request: WireRequest) => counted(() => this.authenticator.authenticate(request)),
+      answerChecked: (request: WireRequest, checked: HandedOverAnswer) => counted(() => this.authenticator.answerChecked(request, checked)),
+    };
+    this.servedContext = {
+      ...base,
+      onClosed: (connection) => {
+        this.open.delete(connection);
+        this.publishOpen(this.open.size);
+      },
+    };
     this.refusedContext = { ...base, onClosed: (connection) => this.refusing.delete(connection) };
     this.refusalLog = new RateLimitedReport(REFUSAL_LOG_PERIOD_MS, (count) =>
       log.error(`too many open connections (${config.limits.maxConnections}): ${count} client(s) answered NO server busy`),
     );
   }
 
+  /** Takes a connection a worker handed over, with what it read (and its answer, if it checked). */
+  adopt(fd: number, handoff: Handoff): void {
+    this.accept(fd, handoff);
+  }
+
+  /**
+   * Answers a client `text` without reading from it (a worker read its request, then ran
+   * past its deadline and was killed; the primary took its connection), then drains.
+   */
+  answerAtOnce(fd: number, text: string): void {
+    const connection = new ClientConnection(fd, this.servedContext);
+    this.open.add(connection);
+    this.publishOpen(this.open.size);
+    connection.refuse(text, this.config.deadlines.drainTimeoutMs);
+  }
+
   /** Takes a freshly accepted descriptor. */
-  accept(fd: number): void {
+  accept(fd: number, handoff?: Handoff): void {
     const limit = this.config.limits.maxConnections;
-    if (this.open.size >= limit) {
+    // A connection handed over with a worker's answer is always taken: its check happened,
+    // and its failure must be logged and counted against the login (at most one per worker).
+    if (this.open.size >= limit && !handoff?.answer) {
       this.refused++;
       if (this.refusing.size >= limit) {
         closeFd(fd); // a flood: refusals are bounded too, so descriptors stay bounded
@@ -70,7 +104,8 @@ export class FrontDoor {
     }
     const connection = new ClientConnection(fd, this.servedContext);
     this.open.add(connection);
-    connection.serve();
+    this.publishOpen(this.open.size);
+    connection.serve(handoff?.received, handoff?.answer);
   }
 
   /** Closes every connection still open (the end of a shutdown). */

@@ -9,7 +9,7 @@
 import { chmodSync, lstatSync, unlinkSync } from 'node:fs';
 import { connect } from 'node:net';
 import { constants } from 'node:os';
-import { EAGAIN, EPOLLIN, acceptConnection, closeFd, errnoName, listenUnix } from '../native/posix-sockets.js';
+import { EAGAIN, EPOLLEXCLUSIVE, EPOLLIN, acceptConnection, closeFd, errnoName, listenUnix } from '../native/posix-sockets.js';
 import { ALREADY_RUNNING, StartupError } from './run-directory.js';
 import { RateLimitedReport } from '../log/rate-limited-report.js';
 import { InheritedSocketError, adoptInheritedListener, inheritedListener, type InheritedSocket } from './socket-activation.js';
@@ -32,7 +32,20 @@ const ACCEPT_ERROR_LOG_PERIOD_MS = 1_000;
 /** accept4 failures that concern one connection only; the next accept may succeed. */
 const TRANSIENT_ACCEPT_ERRORS = new Set([constants.errno.ECONNABORTED, constants.errno.EINTR, constants.errno.EPROTO]);
 
+/**
+ * The primary watches the socket with EPOLLEXCLUSIVE, like the workers, and stays behind
+ * every worker in the socket's queue of waiters (requeue() after each worker started
+ * watching): the kernel wakes the first waiting watcher, so a connection goes to an idle
+ * worker (the fast path), and to the primary only when every worker is busy — where it
+ * waits for one with the primary's deadlines and bounds, as before there was a fast path.
+ */
+const WATCH_MASK = EPOLLIN | EPOLLEXCLUSIVE;
+
 export interface Listener {
+  /** The listening descriptor (workers get a copy). */
+  readonly fd: number;
+  /** Moves the primary's watch behind every other watcher of the socket (see WATCH_MASK). */
+  requeue(): void;
   /** Stops accepting and closes the socket (the file stays; the primary removes it). */
   close(): void;
   /** The socket is systemd's (socket activation): its file outlives this daemon. */
@@ -62,7 +75,7 @@ export async function listenOnSocket(
     pauseTimer = setTimeout(() => {
       pauseTimer = undefined;
       // Watching again can fail too (ENOMEM): then wait another round, never stop for good.
-      if (!closed && !poller.watch(fd, EPOLLIN, acceptWaiting)) pauseAccepting();
+      if (!closed && !poller.watch(fd, WATCH_MASK, acceptWaiting)) pauseAccepting();
     }, ACCEPT_PAUSE_MS);
   };
   const acceptWaiting = (): void => {
@@ -81,10 +94,16 @@ export async function listenOnSocket(
       return;
     }
   };
-  poller.watch(fd, EPOLLIN, acceptWaiting);
+  poller.watch(fd, WATCH_MASK, acceptWaiting);
 
   return {
+    fd,
     fromSystemd: fromSystemd !== undefined,
+    requeue(): void {
+      if (closed || pauseTimer !== undefined) return;
+      poller.unwatch(fd);
+      if (!poller.watch(fd, WATCH_MASK, acceptWaiting)) pauseAccepting();
+    },
     close(): void {
       if (closed) return;
       closed = true;

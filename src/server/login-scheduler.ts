@@ -29,7 +29,7 @@ import { RecentMemory } from './recent-memory.js';
 /** How long a failure makes its login (and its password) suspect. */
 export const SUSPECT_MEMORY_MS = 10 * 60_000;
 /** Logins and passwords remembered as suspect; beyond it the oldest are forgotten. */
-const SUSPECT_MEMORY_CAPACITY = 50_000;
+export const SUSPECT_MEMORY_CAPACITY = 50_000;
 
 /** Digests naming one request's login, its credentials, and its password alone. */
 export interface AttemptIds {
@@ -66,6 +66,12 @@ export interface SchedulerOptions {
   /** Requests that may wait for a turn; past it `busy` at once (`--max-queue`). */
   readonly maxWaiting: number;
   readonly now?: () => number;
+  /**
+   * Checks of a login running where the scheduler does not grant them (workers answering
+   * clients themselves): they count against the login's bound. Whoever provides it calls
+   * retry() when such checks may have ended.
+   */
+  readonly runningElsewhere?: (login: string) => number;
 }
 
 export interface SchedulerStats {
@@ -179,6 +185,17 @@ export class LoginScheduler {
     return this.failedLogins.has(ids.login) || this.refusedPasswords.has(ids.password);
   }
 
+  /**
+   * A turn for a check that already ran elsewhere (a worker answered on its fast path and
+   * handed its NO over), granted at once whatever the limits: the check happened, and its
+   * outcome and failure delay must count for its login like any other's.
+   */
+  occupy(ids: AttemptIds): Turn {
+    const line = this.lineFor(ids.login);
+    line.running++;
+    return this.turn(ids.login, line, ids, false, false);
+  }
+
   /** Answers every waiting request `stopped` (shutdown); running turns end normally. */
   stop(): void {
     this.stopped = true;
@@ -228,16 +245,23 @@ export class LoginScheduler {
     }
   }
 
+  /** Grants what may start now: checks running elsewhere may have ended. */
+  retry(): void {
+    for (const [login, line] of [...this.lines]) if (line.waiting > 0) this.tryGrant(login, line);
+  }
+
   /** Starts the turns of this login that may start now. */
   private tryGrant(login: string, line: LoginLine): void {
-    while (line.waiting > 0 && !line.exclusive && line.running < this.options.maxChecksPerLogin) {
-      if (!this.grantNext(login, line)) return;
+    if (line.waiting === 0) return;
+    const elsewhere = this.options.runningElsewhere?.(login) ?? 0;
+    while (line.waiting > 0 && !line.exclusive && line.running + elsewhere < this.options.maxChecksPerLogin) {
+      if (!this.grantNext(login, line, elsewhere)) return;
     }
   }
 
   /** Starts the login's next turn; false when none may start now. */
-  private grantNext(login: string, line: LoginLine): boolean {
-    const next = this.nextCredential(line);
+  private grantNext(login: string, line: LoginLine, elsewhere: number): boolean {
+    const next = this.nextCredential(line, elsewhere);
     if (!next) return false; // only suspect credentials wait, and they must wait for a place or to run alone
     const [credential, queue, suspect] = next;
     const waiter = queue.shift()!;
@@ -265,9 +289,9 @@ export class LoginScheduler {
    * (a suspect one only while a daemon-wide place is free: a password sprayed at this login
    * must not hold back its owner's), preferring any to the one served last.
    */
-  private nextCredential(line: LoginLine): [string, Waiter[], boolean] | undefined {
+  private nextCredential(line: LoginLine, elsewhere: number): [string, Waiter[], boolean] | undefined {
     // A suspect turn needs a daemon-wide place, and runs alone: after the login's other turns.
-    const placeFree = this.suspectRunning < this.options.maxSuspectChecks && line.running === 0;
+    const placeFree = this.suspectRunning < this.options.maxSuspectChecks && line.running === 0 && elsewhere === 0;
     let lastServed: [string, Waiter[], boolean] | undefined;
     for (const [credential, queue] of line.byCredential) {
       const suspect = this.isSuspect(queue[0]!.ids);

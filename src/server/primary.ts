@@ -15,12 +15,15 @@ import { packageVersion } from '../version.js';
 import { Operations } from '../control/operations.js';
 import { listenForControl } from '../control/control-server.js';
 import { controlSocketPath } from '../control/protocol.js';
-import { RequestMetrics } from '../metrics/request-metrics.js';
 import { formatAddress } from '../metrics/listen-address.js';
 import type { MetricsListener } from '../metrics/metrics-http.js';
 import { findMechanism } from '../mechanisms/registry.js';
 import { notifySystemd } from '../native/systemd.js';
-import { WorkerPool } from '../workers/pool.js';
+import { POOL_REPLY, WorkerPool } from '../workers/pool.js';
+import { FastPathHub } from '../workers/fast-path-hub.js';
+import type { WorkerSettings } from '../workers/worker-settings.js';
+import { createSharedState, type SharedStateSizes } from '../shared/shared-state.js';
+import { systemTimers } from '../runtime/timers.js';
 import { Authenticator } from './authenticator.js';
 import { CredentialCache } from './credential-cache.js';
 import { LoginScheduler } from './login-scheduler.js';
@@ -75,19 +78,49 @@ export async function startPrimary(config: Config, log: Logger): Promise<Running
   try {
     const poller = new SocketPoller((message) => log.error(message));
     cleanups.push(() => poller.stop());
+    // With -n ≥ 1 workers answer clients themselves (the fast path); -n 0 keeps the
+    // original's fork-per-request model, every request through the primary.
+    const fastPathOn = config.workers > 0;
+    const sizes: SharedStateSizes = {
+      ...(config.cache.enabled ? { cache: { sizeKb: config.cache.sizeKb ?? null } } : {}),
+      // old and new workers side by side while SIGHUP replaces them, and a replacement
+      // starting before a killed worker's exit is seen
+      activityPlaces: fastPathOn ? 2 * config.workers + 2 : 1,
+    };
+    const shared = createSharedState(sizes);
+    const settings: WorkerSettings = {
+      mechanism: factory.name,
+      mechOption: config.mechOption,
+      jobTimeoutMs: config.deadlines.jobTimeoutMs,
+      verbose: config.verbose,
+      logFormat: chooseLogFormat(config),
+    };
+    const hub = fastPathOn
+      ? new FastPathHub({
+          activity: shared.activity,
+          sharedRegionFd: shared.region.fd,
+          workerScript: WORKER_SCRIPT,
+          settings,
+          fastPath: {
+            appendRealm: config.appendRealm,
+            maxJobs: config.limits.maxJobsPerWorker,
+            maxConnections: config.limits.maxConnections,
+            shared: sizes,
+          },
+          poller,
+          jobTimeoutMs: config.deadlines.jobTimeoutMs,
+          log,
+          timers: systemTimers,
+        })
+      : undefined;
     const pool = new WorkerPool({
       poller,
+      fastPath: hub,
       size: config.workers,
       idleWorkers: config.idleWorkers,
       workerIdleTimeoutMs: config.deadlines.workerIdleTimeoutMs,
       workerScript: WORKER_SCRIPT,
-      settings: {
-        mechanism: factory.name,
-        mechOption: config.mechOption,
-        jobTimeoutMs: config.deadlines.jobTimeoutMs,
-        verbose: config.verbose,
-        logFormat: chooseLogFormat(config),
-      },
+      settings,
       jobTimeoutMs: config.deadlines.jobTimeoutMs,
       maxQueuedJobs: config.limits.maxQueuedJobs,
       maxJobsPerWorker: config.limits.maxJobsPerWorker,
@@ -102,11 +135,16 @@ export async function startPrimary(config: Config, log: Logger): Promise<Running
     cleanups.push(() => void pool.stop(0));
     if (log.verbose && config.workers > 0) log.debug('using process model');
 
-    const cache = config.cache.enabled
-      ? new CredentialCache({ sizeKb: config.cache.sizeKb, timeoutSeconds: config.cache.timeoutSeconds })
+    const cache = shared.cacheSection
+      ? new CredentialCache({
+          sizeKb: config.cache.sizeKb,
+          timeoutSeconds: config.cache.timeoutSeconds,
+          section: shared.cacheSection,
+          digest: shared.digest,
+        })
       : undefined;
     if (cache && log.verbose) {
-      log.debug(`cache table: ${cache.capacity} entries (HMAC-SHA256 under a per-start key, in memory)`);
+      log.debug(`cache table: ${cache.capacity} entries (HMAC-SHA256 under a per-start key, in memory shared with the workers)`);
       log.debug(`timeout    : ${config.cache.timeoutSeconds} seconds`);
     }
     const scheduler = new LoginScheduler({
@@ -114,8 +152,9 @@ export async function startPrimary(config: Config, log: Logger): Promise<Running
       maxWaiting: config.limits.maxQueuedJobs,
       // one login alone may use the whole pool, never more (and one at a time once it failed)
       maxChecksPerLogin: config.workers > 0 ? config.workers : config.limits.maxPerRequestWorkers,
+      ...(hub ? { runningElsewhere: (login: string) => hub.checksOfLogin(login) } : {}),
     });
-    const metrics = new RequestMetrics();
+    const metrics = shared.counters;
     const authenticator = new Authenticator({
       mechanism: factory.name,
       appendRealm: config.appendRealm,
@@ -125,8 +164,10 @@ export async function startPrimary(config: Config, log: Logger): Promise<Running
       jobTimeoutMs: config.deadlines.jobTimeoutMs,
       cache,
       metrics,
+      digest: shared.digest,
+      suspects: shared.suspects,
     });
-    const front = new FrontDoor(config, log, authenticator, poller);
+    const front = new FrontDoor(config, log, authenticator, poller, (count) => shared.connections.publish(count));
     let stopping = false;
     const operations = new Operations({
       version: packageVersion(),
@@ -156,6 +197,18 @@ export async function startPrimary(config: Config, log: Logger): Promise<Running
       (code) => log.error(`socket accept failure: ${code}`),
     );
     cleanups.push(() => server.close());
+    hub?.connect({
+      adopt: (fd, handoff) => front.adopt(fd, handoff),
+      answerTimedOut: (fd, subject) =>
+        front.answerAtOnce(fd, authenticator.notCheckedInWorker(subject, POOL_REPLY.timeout, config.deadlines.jobTimeoutMs)),
+      answerWorkerDied: (fd, subject) => front.answerAtOnce(fd, authenticator.notCheckedInWorker(subject, POOL_REPLY.workerDied, 0)),
+      fill: cache ? (fill) => cache.rememberDigests(fill.keyDigest, fill.mac, fill.generation, fill) : undefined,
+      workerAccepting: () => server.requeue(),
+      retire: (worker) => pool.retireWorker(worker),
+      killing: (worker) => pool.markKilled(worker),
+      tick: () => scheduler.retry(),
+    });
+    hub?.listen(server.fd);
     lock.announce(); // the socket is ours: no other daemon answered on it
 
     log.info(`master pid is: ${process.pid}`);
@@ -171,7 +224,7 @@ export async function startPrimary(config: Config, log: Logger): Promise<Running
         log.debug(`${signal} received: shutting down`);
         control.close(); // no commands to a daemon that is going away; the file goes now
         metricsListener?.close();
-        void shutdown({ server, poller, front, authenticator, pool, lock, files, config, log }).then(resolve);
+        void shutdown({ server, hub, poller, front, authenticator, pool, lock, files, config, log }).then(resolve);
       };
       // The real handlers replace the early ones (runtime/harden-process.ts); a signal that
       // came during start-up is acted on now.
@@ -194,6 +247,8 @@ export async function startPrimary(config: Config, log: Logger): Promise<Running
 /** What a shutdown stops, in this order: listener, front door, authenticator, pool, poller, lock. */
 interface RunningParts {
   readonly server: Listener;
+  /** Workers answering clients themselves (-n ≥ 1). */
+  readonly hub: FastPathHub | undefined;
   readonly poller: SocketPoller;
   readonly front: FrontDoor;
   readonly authenticator: Authenticator;
@@ -204,12 +259,14 @@ interface RunningParts {
   readonly log: Logger;
 }
 
-async function shutdown({ server, poller, front, authenticator, pool, lock, files, config, log }: RunningParts): Promise<number> {
+async function shutdown({ server, hub, poller, front, authenticator, pool, lock, files, config, log }: RunningParts): Promise<number> {
   const socketInode = server.fromSystemd ? undefined : inodeOf(files.socket); // systemd's socket stays
   server.close(); // no new connections; the ones open still get their answers
+  hub?.quiesce(); // nor do workers take any
   authenticator.cutFailureDelays();
   const deadline = Date.now() + config.deadlines.shutdownTimeoutMs;
-  await front.quiet(config.deadlines.shutdownTimeoutMs);
+  await hub?.quiet(config.deadlines.shutdownTimeoutMs); // checks running in workers end (a NO comes to us)
+  await front.quiet(Math.max(0, deadline - Date.now()));
   await pool.stop(Math.max(0, deadline - Date.now()), deadline);
   front.closeAll();
   poller.stop();

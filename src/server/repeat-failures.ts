@@ -2,7 +2,7 @@
  * Credentials the mechanism refused a moment ago, remembered as a keyed digest of
  * (user, realm, service, client host, password) — never the password. The primary uses it
  * to tell a repeated wrong password from a fresh attempt: repeats are scheduled behind every
- * other request and on at most one worker (see workers/pool.ts), so a client hammering a
+ * other request and on at most one worker (see workers/job-queue.ts), so a client hammering a
  * known-wrong password (a misconfigured mail client, a guessing loop) cannot delay anybody
  * else's login. The answer still comes from the mechanism, every time.
  */

@@ -10,9 +10,30 @@
  *   RESULT  worker -> primary  u32 jobId, u32 flags+failDelayMs (bit 31: the backend was
  *                              unavailable; bits 0-30: the delay), reply bytes (the rest)
  *   FAILED  worker -> primary  utf-8 reason: the mechanism could not start in this worker
+ * and those of the fast path (fast-path-frames.ts), where workers accept clients themselves:
+ *   LISTEN     primary -> worker  (empty) + the listening socket (SCM_RIGHTS): accept on it
+ *   QUIESCE    primary -> worker  (empty): stop accepting (shutdown, retirement)
+ *   ACCEPTING  worker -> primary  (empty): the worker now waits on the listening socket
+ *   HANDOFF    worker -> primary  a client connection (SCM_RIGHTS) with what was read from
+ *                                 it, and the mechanism's NO when there is one
+ *   FILL       worker -> primary  a cache entry to store (digests, never the password)
+ *   FILLED     primary -> worker  (empty): that entry is stored; the worker may answer OK
+ *   RETIRE     worker -> primary  (empty): --max-jobs-per-worker reached; replace me
  */
 
-export const FrameType = { job: 1, ready: 2, result: 3, failed: 4 } as const;
+export const FrameType = {
+  job: 1,
+  ready: 2,
+  result: 3,
+  failed: 4,
+  listen: 5,
+  quiesce: 6,
+  accepting: 7,
+  handoff: 8,
+  fill: 9,
+  retire: 10,
+  filled: 11,
+} as const;
 export type FrameTypeCode = (typeof FrameType)[keyof typeof FrameType];
 
 /** Upper bound of a frame: 5 fields of at most 64 KiB plus headers; anything larger is a bug. */

@@ -8,30 +8,64 @@ import { EventEmitter } from 'node:events';
 import { selfCommand } from '../native/self-exec.js';
 import {
   EAGAIN,
+  EINTR,
   EPOLLIN,
   EPOLLOUT,
   closeFd,
-  readInto,
   sendSome,
   setNonBlocking,
   shutdownWrite,
   socketPair,
 } from '../native/posix-sockets.js';
+import { receiveWithDescriptors, sendWithDescriptor } from '../native/descriptor-passing.js';
 import type { SocketPoller } from '../native/socket-poller.js';
-import { FrameReader, FrameType, decodeResult, encodeJob, type JobFrame, type ResultFrame } from './channel.js';
+import { FrameReader, FrameType, decodeResult, encodeJob, encodeSimple, type JobFrame, type ResultFrame } from './channel.js';
+import { decodeFill, decodeHandoff, type CacheFill, type Handoff } from './fast-path-frames.js';
 
 export interface WorkerProcessEvents {
   ready: [];
   failed: [reason: string];
   result: [result: ResultFrame];
   exit: [code: number | null, signal: NodeJS.Signals | null];
+  /** The worker now takes clients from the listening socket itself. */
+  accepting: [];
+  /** A client connection the worker handed over (the descriptor is ours now). */
+  handoff: [fd: number, handoff: Handoff];
+  /** A cache entry the worker asks the primary to store. */
+  fill: [fill: CacheFill];
+  /** The worker reached --max-jobs-per-worker and stopped accepting. */
+  retire: [];
+}
+
+/** How a worker process is started: the real one spawns; tests may pass their own. */
+export interface WorkerSpawnOptions {
+  /**
+   * With the fast path: the shared region's descriptor, inherited as the worker's fd 4
+   * (shared/shared-state.ts), and a custody pair for the client being checked (fd 5, 6:
+   * fast-path/custody.ts).
+   */
+  readonly sharedRegionFd?: number;
+}
+
+/**
+ * What the pool needs of one worker process. WorkerProcess is the real one; unit tests drive
+ * fakes through the same events (test/worker-pool-units.test.ts).
+ */
+export interface WorkerHandle extends Pick<EventEmitter<WorkerProcessEvents>, 'on' | 'once' | 'removeAllListeners'> {
+  readonly pid: number;
+  readonly alive: boolean;
+  send(job: JobFrame): void;
+  kill(signal: NodeJS.Signals): void;
+  close(): void;
 }
 
 /** Read size on the primary's end of a channel: results are a few dozen bytes each. */
 const CHANNEL_READ_BYTES = 4096;
 const channelChunk = Buffer.alloc(CHANNEL_READ_BYTES);
+/** A custody message is one byte. */
+const custodyScratch = Buffer.alloc(16);
 
-export class WorkerProcess extends EventEmitter<WorkerProcessEvents> {
+export class WorkerProcess extends EventEmitter<WorkerProcessEvents> implements WorkerHandle {
   readonly pid: number;
   private readonly child: ChildProcess | undefined;
   /** Our end of the channel (the worker's fd 3), non-blocking, on the socket poller; -1 when none. */
@@ -45,27 +79,38 @@ export class WorkerProcess extends EventEmitter<WorkerProcessEvents> {
   private waitingForRoom = false;
   private exited = false;
 
+  /** Descriptors received with frames, not yet matched to their HANDOFF frame (oldest first). */
+  private readonly descriptors: number[] = [];
+  /** Our copy of the custody pair's receiving end (fast-path/custody.ts); -1 without one. */
+  private custodyFd = -1;
+
   constructor(
     script: string,
     settingsJson: string,
     private readonly poller: SocketPoller,
+    spawnOptions: WorkerSpawnOptions = {},
   ) {
     super();
     const self = selfCommand('worker', script, [settingsJson]);
     let child: ChildProcess | undefined;
     let workerEnd = -1;
+    let custodyIn = -1;
     try {
       const [ours, theirs] = socketPair();
       this.channelFd = ours;
       workerEnd = theirs;
-      child = spawn(self.command, self.args, {
-        stdio: ['ignore', 'inherit', 'inherit', workerEnd],
-        env: self.env,
-      });
+      const extra: number[] = [];
+      if (spawnOptions.sharedRegionFd !== undefined) {
+        [custodyIn, this.custodyFd] = socketPair();
+        setNonBlocking(this.custodyFd); // shared with the worker, which wants it so too
+        extra.push(spawnOptions.sharedRegionFd, custodyIn, this.custodyFd);
+      }
+      child = spawn(self.command, self.args, { stdio: ['ignore', 'inherit', 'inherit', workerEnd, ...extra], env: self.env });
     } catch {
       child = undefined; // EMFILE, ENOMEM, EAGAIN…: reported below as a worker that exited at once
     }
     if (workerEnd >= 0) closeFd(workerEnd); // the worker has its own copy (or none)
+    if (custodyIn >= 0) closeFd(custodyIn);
     this.pid = child?.pid ?? -1;
     if (!child || this.pid < 0 || setNonBlocking(this.channelFd) < 0 || !this.poller.watch(this.channelFd, EPOLLIN, this.onChannelReady)) {
       // Out of file descriptors leaves no channel: a start failure, not a crash of the
@@ -88,6 +133,50 @@ export class WorkerProcess extends EventEmitter<WorkerProcessEvents> {
       frame.fill(0); // no worker: its exit event answers the job
       return;
     }
+    this.unsent.push(frame);
+    if (this.unsent.length === 1) this.flush();
+  }
+
+  /** Gives the worker the listening socket: it accepts clients itself from then on. */
+  listen(listenFd: number): void {
+    if (this.channelFd < 0 || this.unsent.length > 0) {
+      // Frames are queued (a worker not reading): the socket is not worth queuing behind them.
+      return;
+    }
+    const frame = encodeSimple(FrameType.listen);
+    let sent = sendWithDescriptor(this.channelFd, frame, listenFd);
+    if (sent === -EINTR) sent = sendWithDescriptor(this.channelFd, frame, listenFd);
+    if (sent < 0 && sent !== -EAGAIN) this.kill('SIGKILL');
+    // -EAGAIN: the channel is full; the worker stays on the jobs the primary sends it.
+  }
+
+  /**
+   * After the worker's exit: the client it was checking on its fast path, if it died before
+   * the check ended (the descriptor waited in custody, fast-path/custody.ts); the caller
+   * answers and closes it.
+   */
+  reclaimCustody(): number | undefined {
+    if (this.custodyFd < 0) return undefined;
+    const { count, fds } = receiveWithDescriptors(this.custodyFd, custodyScratch);
+    closeFd(this.custodyFd);
+    this.custodyFd = -1;
+    if (count <= 0 || fds.length === 0) return undefined;
+    for (const extra of fds.slice(1)) closeFd(extra); // one check at a time: never more than one
+    return fds[0];
+  }
+
+  /** Asks the worker to stop accepting clients (it still runs jobs until its channel closes). */
+  quiesce(): void {
+    this.sendFrame(encodeSimple(FrameType.quiesce));
+  }
+
+  /** Tells the worker its cache fill is stored (it answers its client OK then). */
+  filled(): void {
+    this.sendFrame(encodeSimple(FrameType.filled));
+  }
+
+  private sendFrame(frame: Buffer): void {
+    if (this.channelFd < 0) return;
     this.unsent.push(frame);
     if (this.unsent.length === 1) this.flush();
   }
@@ -135,8 +224,9 @@ export class WorkerProcess extends EventEmitter<WorkerProcessEvents> {
 
   private readResults(): void {
     for (;;) {
-      const count = readInto(this.channelFd, channelChunk);
-      if (count === -EAGAIN) return;
+      const { count, fds } = receiveWithDescriptors(this.channelFd, channelChunk);
+      this.descriptors.push(...fds);
+      if (count === -EAGAIN || count === -EINTR) return;
       if (count <= 0) {
         // EOF or an error: the worker is gone or going; its exit event tells the story.
         this.poller.unwatch(this.channelFd);
@@ -145,6 +235,7 @@ export class WorkerProcess extends EventEmitter<WorkerProcessEvents> {
       let frames: { type: number; payload: Buffer }[];
       try {
         frames = [...this.reader.push(Buffer.from(channelChunk.subarray(0, count)))];
+        channelChunk.fill(0, 0, count); // a handoff holds a client's request
       } catch {
         this.kill('SIGKILL'); // a worker that speaks garbage cannot be trusted with a reply
         return;
@@ -156,7 +247,24 @@ export class WorkerProcess extends EventEmitter<WorkerProcessEvents> {
   private onFrame(type: number, payload: Buffer): void {
     if (type === FrameType.ready) this.emit('ready');
     else if (type === FrameType.result) this.emit('result', decodeResult(payload));
+    else if (type === FrameType.handoff) this.onHandoff(payload);
+    else if (type === FrameType.fill) this.emit('fill', decodeFill(payload));
+    else if (type === FrameType.accepting) this.emit('accepting');
+    else if (type === FrameType.retire) this.emit('retire');
     else if (type === FrameType.failed) this.emit('failed', payload.toString('utf8'));
+  }
+
+  /** A descriptor arrives no later than the first byte of the frame it was sent with. */
+  private onHandoff(payload: Buffer): void {
+    const fd = this.descriptors.shift();
+    const handoff = decodeHandoff(payload);
+    payload.fill(0); // the request's bytes (a password) were copied into the handoff
+    if (fd === undefined) {
+      handoff.received.fill(0);
+      this.kill('SIGKILL'); // a handoff without its connection: this worker's channel is not to be trusted
+      return;
+    }
+    this.emit('handoff', fd, handoff);
   }
 
   private onExit(code: number | null, signal: NodeJS.Signals | null): void {
@@ -164,6 +272,7 @@ export class WorkerProcess extends EventEmitter<WorkerProcessEvents> {
     this.exited = true;
     if (this.channelFd >= 0) {
       this.readResults(); // a result written just before the exit still counts
+      for (const fd of this.descriptors.splice(0)) closeFd(fd);
       this.poller.unwatch(this.channelFd);
       closeFd(this.channelFd);
       this.channelFd = -1;
@@ -171,5 +280,7 @@ export class WorkerProcess extends EventEmitter<WorkerProcessEvents> {
     for (const frame of this.unsent) frame.fill(0);
     this.unsent = [];
     this.emit('exit', code, signal);
+    const unclaimed = this.reclaimCustody(); // nobody listening took it: at least close it
+    if (unclaimed !== undefined) closeFd(unclaimed);
   }
 }
