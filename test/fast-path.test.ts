@@ -21,9 +21,9 @@ let pam: PamFixture;
 
 before(() => {
   pam = new PamFixture(USERS.map((name) => ({ name, password: PASSWORD, service: 'imap' })));
-  pam.addService('slow', `auth required ${PAM_EXEC_MODULE} /bin/sleep 0.4\nauth required @MATRIX@\naccount required @MATRIX@\n`);
-  pam.addService('long', `auth required ${PAM_EXEC_MODULE} /bin/sleep 3\nauth required @MATRIX@\naccount required @MATRIX@\n`);
-  pam.addService('hang', `auth required ${PAM_EXEC_MODULE} /bin/sleep 30\nauth required @MATRIX@\naccount required @MATRIX@\n`);
+  pam.addService('slow', `auth required ${PAM_EXEC_MODULE} /bin/sleep 0.4\nauth required @MATRIX@\naccount required @PERMIT@\n`);
+  pam.addService('long', `auth required ${PAM_EXEC_MODULE} /bin/sleep 3\nauth required @MATRIX@\naccount required @PERMIT@\n`);
+  pam.addService('hang', `auth required ${PAM_EXEC_MODULE} /bin/sleep 30\nauth required @MATRIX@\naccount required @PERMIT@\n`);
 });
 
 after(() => pam?.dispose());

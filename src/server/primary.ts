@@ -206,7 +206,10 @@ export async function startPrimary(config: Config, log: Logger): Promise<Running
       workerAccepting: () => server.requeue(),
       retire: (worker) => pool.retireWorker(worker),
       killing: (worker) => pool.markKilled(worker),
-      tick: () => scheduler.retry(),
+      tick: () => {
+        scheduler.retry();
+        pool.retryDispatch();
+      },
     });
     hub?.listen(server.fd);
     lock.announce(); // the socket is ours: no other daemon answered on it

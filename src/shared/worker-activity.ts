@@ -16,7 +16,11 @@
  */
 import { systemMonotonicMs } from '../runtime/monotonic-clock.js';
 
-export const ActivityState = { idle: 0, checking: 1 } as const;
+/**
+ * idle: waiting; reading: a client accepted, its request being read (or looked up);
+ * checking: the mechanism runs; replying: the reply is being written (it may be out already).
+ */
+export const ActivityState = { idle: 0, checking: 1, reading: 2, replying: 3 } as const;
 export type ActivityStateCode = (typeof ActivityState)[keyof typeof ActivityState];
 
 const INT_WORDS = 6; // seq, state, fd, pid, checksDone, spare
@@ -86,6 +90,22 @@ export class WorkerActivity {
     this.floats[place * (RECORD_BYTES / 8) + (INT_WORDS * 4) / 8 + LAST_ACTIVE] = this.now();
   }
 
+  /** The worker: client `fd` was just accepted; who it is for is not known yet. */
+  reading(place: number, fd: number): void {
+    const base = place * (RECORD_BYTES / 4);
+    const fieldsAt = place * RECORD_BYTES + FIELDS_OFFSET;
+    for (let index = 0; index < FIELD_COUNT; index++) this.bytes.writeUInt16LE(0, fieldsAt + index * FIELD_SLOT_BYTES);
+    this.floats[place * (RECORD_BYTES / 8) + (INT_WORDS * 4) / 8 + STARTED] = this.now();
+    this.ints[base + FD] = fd;
+    Atomics.add(this.ints, base + SEQ, 1);
+    Atomics.store(this.ints, base + STATE, ActivityState.reading);
+  }
+
+  /** The worker: the reply is about to be written (past this, the primary must not answer too). */
+  replying(place: number): void {
+    Atomics.store(this.ints, place * (RECORD_BYTES / 4) + STATE, ActivityState.replying);
+  }
+
   /** The worker: a check on client `fd` for `subject` (whose login digest is `login`) starts now. */
   begin(place: number, fd: number, subject: CheckSubject, login: Buffer): void {
     const base = place * (RECORD_BYTES / 4);
@@ -102,16 +122,15 @@ export class WorkerActivity {
     this.floats[floatBase + STARTED] = now;
     this.floats[floatBase + LAST_ACTIVE] = now;
     this.ints[base + FD] = fd;
-    Atomics.add(this.ints, base + SEQ, 1);
     Atomics.store(this.ints, base + STATE, ActivityState.checking);
   }
 
-  /** The worker: the check is over (answered, or handed to the primary). */
-  end(place: number): void {
+  /** The worker: done with the client (answered, handed to the primary, or gone); `checked`: the mechanism ran. */
+  end(place: number, checked: boolean): void {
     const base = place * (RECORD_BYTES / 4);
     Atomics.store(this.ints, base + STATE, ActivityState.idle);
     this.ints[base + FD] = -1;
-    Atomics.add(this.ints, base + CHECKS, 1);
+    if (checked) Atomics.add(this.ints, base + CHECKS, 1);
     this.floats[place * (RECORD_BYTES / 8) + (INT_WORDS * 4) / 8 + LAST_ACTIVE] = this.now();
   }
 

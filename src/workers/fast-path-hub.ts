@@ -9,6 +9,7 @@
  *   - a worker that dies mid-check (a crashing PAM module) leaves its client in custody
  *     (fast-path/custody.ts): the primary answers it `NO authentication worker failed`.
  */
+import { fstatSync } from 'node:fs';
 import type { Logger } from '../log/logger.js';
 import type { SocketPoller } from '../native/socket-poller.js';
 import { closeFd } from '../native/posix-sockets.js';
@@ -22,6 +23,14 @@ import { serializeWorkerSettings, type FastPathSettings, type WorkerSettings } f
 
 /** How often fast-path checks are looked at for their deadline, at most (and at least 4× per --job-timeout). */
 const MAX_SUPERVISION_PERIOD_MS = 250;
+
+function inodeOf(fd: number): number | undefined {
+  try {
+    return fstatSync(fd).ino;
+  } catch {
+    return undefined;
+  }
+}
 
 /** While shutting down, how often workers are looked at for checks still running. */
 const QUIET_POLL_MS = 10;
@@ -42,7 +51,7 @@ export interface FastPathHooks {
   retire(worker: WorkerProcess): void;
   /** A worker is being killed for its late check: its exit is expected. */
   killing(worker: WorkerProcess): void;
-  /** Every supervision tick: checks in workers may have ended (waiting turns may start now). */
+  /** Every supervision tick: checks in workers may have ended (waiting turns and jobs may start now). */
   tick?(): void;
 }
 
@@ -63,6 +72,8 @@ export interface FastPathHubOptions {
 interface Member {
   readonly worker: WorkerProcess;
   readonly place: number;
+  /** Inode of the last connection it handed over (a worker dying mid-handoff: see its exit). */
+  lastHandedOver: number | undefined;
 }
 
 export class FastPathHub {
@@ -97,12 +108,14 @@ export class FastPathHub {
       sharedRegionFd: this.options.sharedRegionFd,
     });
     if (place === undefined) return worker; // more workers than places (cannot happen by the sizes): jobs only
-    this.members.set(worker, { worker, place });
+    const member: Member = { worker, place, lastHandedOver: undefined };
+    this.members.set(worker, member);
     worker.on('ready', () => {
       if (this.listenFd >= 0) worker.listen(this.listenFd);
     });
     worker.on('accepting', () => this.hooks?.workerAccepting());
     worker.on('handoff', (fd, handoff) => {
+      member.lastHandedOver = inodeOf(fd);
       if (this.hooks) this.hooks.adopt(fd, handoff);
       else closeFd(fd);
     });
@@ -114,13 +127,7 @@ export class FastPathHub {
     worker.on('exit', (code, signal) => {
       const late = this.killedLate.delete(worker);
       const client = worker.reclaimCustody();
-      if (client !== undefined) {
-        const subject = this.options.activity.subject(place); // the worker is gone: the record is still
-        if (!late) this.options.log.error(`worker ${worker.pid} died during a request (${signal ?? `status ${code}`}); the client gets NO`);
-        if (!this.hooks) closeFd(client);
-        else if (late) this.hooks.answerTimedOut(client, subject);
-        else this.hooks.answerWorkerDied(client, subject);
-      }
+      if (client !== undefined) this.answerOrphan(member, client, late, signal ?? `status ${code}`);
       this.members.delete(worker);
       this.freePlaces.push(place);
     });
@@ -146,7 +153,7 @@ export class FastPathHub {
   /** Resolves once no worker is checking a client on its fast path, or after `ms` (shutdown). */
   async quiet(ms: number): Promise<void> {
     const deadline = this.options.timers.now() + ms;
-    while (this.options.timers.now() < deadline && [...this.members.values()].some(({ place }) => this.options.activity.read(place).state === ActivityState.checking)) {
+    while (this.options.timers.now() < deadline && [...this.members.values()].some(({ place }) => this.options.activity.read(place).state !== ActivityState.idle)) {
       await new Promise<void>((resolve) => this.options.timers.after(QUIET_POLL_MS, resolve));
     }
   }
@@ -164,11 +171,35 @@ export class FastPathHub {
     const member = this.members.get(worker);
     if (!member) return undefined;
     const record = this.options.activity.read(member.place);
+    const now = systemMonotonicMs();
     return {
-      checking: record.state === ActivityState.checking,
+      checking: record.state !== ActivityState.idle,
+      checkingForMs: now - record.startedAt,
       checksDone: record.checksDone,
-      idleForMs: systemMonotonicMs() - record.lastActiveAt,
+      idleForMs: now - record.lastActiveAt,
     };
+  }
+
+  /**
+   * The client a worker held when it died (its custody, fast-path/custody.ts). Its record,
+   * still now that nothing writes it, says how far the worker got: a reply being written may
+   * be out already (no second one: the client just sees the close); a connection it had
+   * handed over already is the primary's (the handoff came in before the exit); otherwise the
+   * client gets NO.
+   */
+  private answerOrphan({ worker, place, lastHandedOver }: Member, client: number, late: boolean, how: string): void {
+    const record = this.options.activity.read(place);
+    if (record.state === ActivityState.replying || (lastHandedOver !== undefined && inodeOf(client) === lastHandedOver) || !this.hooks) {
+      closeFd(client);
+      return;
+    }
+    const subject = this.options.activity.subject(place);
+    if (late && record.state === ActivityState.checking) {
+      this.hooks.answerTimedOut(client, subject);
+      return;
+    }
+    this.options.log.error(`worker ${worker.pid} died during a request (${how}); the client gets NO`);
+    this.hooks.answerWorkerDied(client, subject);
   }
 
   /** Answers every fast-path check past its deadline (see the file comment). */

@@ -153,6 +153,11 @@ export class WorkerPool {
     this.lifecycle.retireWorker(worker);
   }
 
+  /** Gives waiting jobs to workers that can take them now (workers' own checks may have ended). */
+  retryDispatch(): void {
+    if (!this.stopped) this.dispatch();
+  }
+
   /** A worker being killed by the fast path's deadline: replaced, not counted as a crash. */
   markKilled(worker: WorkerHandle): void {
     this.lifecycle.markKilled(worker);

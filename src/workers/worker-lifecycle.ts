@@ -41,7 +41,10 @@ export interface LifecycleOptions {
 }
 
 export interface FastPathActivity {
+  /** Busy with a client of its own (reading, checking or replying). */
   readonly checking: boolean;
+  /** Since when (milliseconds), while checking. */
+  readonly checkingForMs: number;
   readonly checksDone: number;
   /** Milliseconds since its last fast-path check ended (or it started). */
   readonly idleForMs: number;
@@ -77,6 +80,11 @@ const FIRST_RESPAWN_BACKOFF_MS = 100;
 const WORKER_START_DEADLINE_MS = 30_000;
 /** Idle workers are looked at for retirement this many times per --worker-idle-timeout. */
 const IDLE_SWEEPS_PER_TIMEOUT = 4;
+/**
+ * A worker whose own (fast-path) check has run this long gets no job queued behind it: the
+ * check looks slow or hung, and the job would wait for it.
+ */
+const BUSY_WORKER_JOB_LIMIT_MS = 100;
 /** How long stopped workers get to exit after their channel is closed, before SIGKILL. */
 const WORKER_EXIT_GRACE_MS = 2_000;
 
@@ -174,10 +182,17 @@ export class WorkerLifecycle {
     return { slot, worker, ready };
   }
 
-  /** Runs a job on the most recently idle worker; false when none is idle. */
+  /**
+   * Runs a job on the most recently idle worker that can take it now; false when none can. A
+   * worker checking a client of its own (fast path) takes the job after that check, unless
+   * the check has run for a while already (a slow or hung module): then the job waits for
+   * another worker.
+   */
   run(job: PendingJob): boolean {
-    const slot = this.idle.pop();
-    if (!slot) return false;
+    let index = this.idle.length - 1;
+    while (index >= 0 && !this.canTakeJob(this.idle[index]!)) index--;
+    if (index < 0) return false;
+    const [slot] = this.idle.splice(index, 1) as [Slot];
     slot.state = 'busy';
     slot.job = job;
     const { login, password, service, realm, remoteHost } = job.job;
@@ -185,8 +200,16 @@ export class WorkerLifecycle {
     return true;
   }
 
+  /** Idle workers that can take a job now (see run()). */
   get idleCount(): number {
-    return this.idle.length;
+    let count = 0;
+    for (const slot of this.idle) if (this.canTakeJob(slot)) count++;
+    return count;
+  }
+
+  private canTakeJob(slot: Slot): boolean {
+    const fast = this.options.fastPathActivity?.(slot.worker);
+    return !fast || !fast.checking || fast.checkingForMs < BUSY_WORKER_JOB_LIMIT_MS;
   }
 
   /** Workers running `repeat` jobs now. */
@@ -251,8 +274,7 @@ export class WorkerLifecycle {
   }
 
   stats(): { workers: number; busy: number; idle: number } {
-    let busy = 0;
-    for (const slot of this.slots) if (this.shownState(slot) === 'busy') busy++;
+    const busy = this.busyCount();
     return { workers: this.slots.size, busy, idle: this.slots.size - busy - this.countIn('starting') - this.countIn('retiring') };
   }
 
@@ -346,9 +368,10 @@ export class WorkerLifecycle {
     }
   }
 
+  /** Workers running a job, or checking a client of their own (fast path). */
   private busyCount(): number {
     let count = 0;
-    for (const slot of this.slots) if (slot.state === 'busy') count++;
+    for (const slot of this.slots) if (this.shownState(slot) === 'busy') count++;
     return count;
   }
 

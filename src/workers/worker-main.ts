@@ -68,7 +68,12 @@ function startFastPath(running: Mechanism): FastPath | undefined {
     digest: shared.digest,
     counters: shared.counters,
     roomForClients: () => shared.connections.current < fast.maxConnections,
-    activity: { begin: (fd, subject, login) => shared.activity.begin(fast.place, fd, subject, login), end: () => shared.activity.end(fast.place) },
+    activity: {
+      reading: (fd) => shared.activity.reading(fast.place, fd),
+      begin: (fd, subject, login) => shared.activity.begin(fast.place, fd, subject, login),
+      replying: () => shared.activity.replying(fast.place),
+      end: (checked) => shared.activity.end(fast.place, checked),
+    },
     custody: new Custody(),
     log,
     handOff: (fd, handoff) => {

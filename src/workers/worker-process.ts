@@ -81,6 +81,8 @@ export class WorkerProcess extends EventEmitter<WorkerProcessEvents> implements 
 
   /** Descriptors received with frames, not yet matched to their HANDOFF frame (oldest first). */
   private readonly descriptors: number[] = [];
+  /** close() shut our writing side: the worker reads EOF after what was sent. */
+  private writeShut = false;
   /** Our copy of the custody pair's receiving end (fast-path/custody.ts); -1 without one. */
   private custodyFd = -1;
 
@@ -129,7 +131,7 @@ export class WorkerProcess extends EventEmitter<WorkerProcessEvents> implements 
   /** Hands a job to the worker. The frame holding the password is zeroed once written. */
   send(job: JobFrame): void {
     const frame = encodeJob(job);
-    if (this.channelFd < 0) {
+    if (this.channelFd < 0 || this.writeShut) {
       frame.fill(0); // no worker: its exit event answers the job
       return;
     }
@@ -139,7 +141,7 @@ export class WorkerProcess extends EventEmitter<WorkerProcessEvents> implements 
 
   /** Gives the worker the listening socket: it accepts clients itself from then on. */
   listen(listenFd: number): void {
-    if (this.channelFd < 0 || this.unsent.length > 0) {
+    if (this.channelFd < 0 || this.writeShut || this.unsent.length > 0) {
       // Frames are queued (a worker not reading): the socket is not worth queuing behind them.
       return;
     }
@@ -176,7 +178,8 @@ export class WorkerProcess extends EventEmitter<WorkerProcessEvents> implements 
   }
 
   private sendFrame(frame: Buffer): void {
-    if (this.channelFd < 0) return;
+    // After close() the worker reads EOF instead (a fill it waits on is given up on there).
+    if (this.channelFd < 0 || this.writeShut) return;
     this.unsent.push(frame);
     if (this.unsent.length === 1) this.flush();
   }
@@ -191,7 +194,12 @@ export class WorkerProcess extends EventEmitter<WorkerProcessEvents> implements 
 
   /** Asks the worker to exit once idle: it exits at EOF on its channel (worker-main.ts). */
   close(): void {
-    if (this.channelFd >= 0) shutdownWrite(this.channelFd);
+    if (this.channelFd < 0 || this.writeShut) return;
+    this.writeShut = true;
+    for (const frame of this.unsent) frame.fill(0); // a worker told to go gets nothing more
+    this.unsent = [];
+    this.sentOfFirst = 0;
+    shutdownWrite(this.channelFd);
   }
 
   private readonly onChannelReady = (mask: number): void => {

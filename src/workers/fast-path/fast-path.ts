@@ -8,8 +8,9 @@
  *     repeat lane schedule it), before any check;
  *   - every NO from the mechanism, with its reply and PAM's failure delay: the primary logs
  *     the failure, remembers it, serves the delay and answers, so no worker ever sleeps.
- * The activity record (shared/worker-activity.ts) shows the primary which client a check is
- * for and since when, so a check past --job-timeout is answered NO by the primary.
+ * From accept to reply the client is in custody (custody.ts), and the activity record
+ * (shared/worker-activity.ts) says what the worker is doing with it: if the worker dies —
+ * a crash, or killed by the primary at the check's deadline — the primary answers the client.
  */
 import { encodeReply, type WireRequest } from '../../protocol/codec.js';
 import type { Logger } from '../../log/logger.js';
@@ -45,6 +46,14 @@ export interface CounterSink {
   record(result: RequestResult, service: Buffer, elapsedMs: number): void;
 }
 
+/** The worker's activity record (shared/worker-activity.ts), for its own place. */
+export interface ActivityView {
+  reading(fd: number): void;
+  begin(fd: number, subject: CheckSubject, loginDigest: Buffer): void;
+  replying(): void;
+  end(checked: boolean): void;
+}
+
 export interface FastPathParts {
   readonly mechanism: Mechanism;
   /** `-a` as given, for log lines. */
@@ -58,9 +67,8 @@ export interface FastPathParts {
   readonly counters: CounterSink;
   /** False while the primary holds --max-connections clients: a new one is its to refuse. */
   readonly roomForClients: () => boolean;
-  /** The worker's activity record: a check on this client starts / is over. */
-  readonly activity: { begin(fd: number, subject: CheckSubject, loginDigest: Buffer): void; end(): void };
-  /** Holds the client while the check runs, for the primary if this worker dies (custody.ts). */
+  readonly activity: ActivityView;
+  /** Holds the client from accept to reply, for the primary if this worker dies (custody.ts). */
   readonly custody: { hold(fd: number): boolean; release(): void };
   readonly log: Logger;
   /** Sends the connection to the primary (the descriptor travels; ours is closed). */
@@ -79,30 +87,36 @@ export interface PendingCheck {
   readonly authRequest: AuthRequest;
   readonly startedAt: number;
   readonly generation: number | undefined;
-  /** The client is in custody (custody.ts) until the check ends. */
-  readonly held: boolean;
 }
 
 export class FastPath {
+  /** The client in hand is in custody (custody.ts): released once it is answered or handed over. */
+  private held = false;
+
   constructor(private readonly parts: FastPathParts) {}
 
   /**
-   * Reads the client's request and answers what needs no mechanism (a cache hit), or hands
-   * the connection over. Returns the check to run when the mechanism must be asked.
+   * Takes a client just accepted: reads its request, answers what needs no mechanism (a
+   * cache hit), or hands the connection over. Returns the check to run when the mechanism
+   * must be asked.
    */
   take(fd: number): PendingCheck | undefined {
     const startedAt = monotonicMs();
+    this.held = this.parts.custody.hold(fd);
+    this.parts.activity.reading(fd);
     if (!this.parts.roomForClients()) {
-      this.handOver(fd, { received: Buffer.alloc(0) });
+      this.handOver(fd, { received: Buffer.alloc(0) }, false);
       return undefined;
     }
     const intake = readRequest(fd);
     if (intake.kind === 'closed') {
+      this.release();
       closeFd(fd);
+      this.parts.activity.end(false);
       return undefined;
     }
     if (intake.kind === 'unusual') {
-      this.handOver(fd, { received: intake.received });
+      this.handOver(fd, { received: intake.received }, false);
       return undefined;
     }
     const { request, received } = intake;
@@ -110,7 +124,7 @@ export class FastPath {
     if (parts.login.length === 0 || parts.password.length === 0) {
       // The primary gives the original's NO and log line for these.
       request.password.fill(0);
-      this.handOver(fd, { received });
+      this.handOver(fd, { received }, false);
       return undefined;
     }
     const { cache, suspects, digest } = this.parts;
@@ -120,7 +134,7 @@ export class FastPath {
       if (found === 'hit') {
         request.password.fill(0);
         received.fill(0);
-        this.reply(fd, 'OK');
+        this.reply(fd, 'OK', false);
         this.parts.counters.record('ok', parts.service, monotonicMs() - startedAt);
         logCachedSuccess(this.parts.log, key, () => logFieldsOf(parts));
         return undefined;
@@ -130,7 +144,7 @@ export class FastPath {
     const loginDigest = digest.bytesOf(accountKey(parts.user));
     if (suspects.maybeAny() && suspects.isSuspect(loginDigest, digest.bytesOf(parts.password))) {
       request.password.fill(0);
-      this.handOver(fd, { received });
+      this.handOver(fd, { received }, false);
       return undefined;
     }
     const remoteHost = parts.remoteHost.length > 0 ? parts.remoteHost.toString('latin1') : undefined;
@@ -142,8 +156,7 @@ export class FastPath {
       ...(remoteHost === undefined ? {} : { remoteHost }),
     };
     this.parts.activity.begin(fd, { user: parts.user, service: parts.service, realm: parts.realm, remote: parts.remoteHost }, loginDigest);
-    const held = this.parts.custody.hold(fd);
-    return { fd, request, received, parts, authRequest, startedAt, generation: cache?.generation, held };
+    return { fd, request, received, parts, authRequest, startedAt, generation: cache?.generation };
   }
 
   /** Runs a blocking mechanism's check and finishes the request. */
@@ -169,9 +182,6 @@ export class FastPath {
   }
 
   private finish(check: PendingCheck, result: AuthResult): void {
-    // Out of custody before any reply: from here a death of this worker only closes the client.
-    if (check.held) this.parts.custody.release();
-    this.parts.activity.end();
     const { parts, fd } = check;
     try {
       if (!result.reply.startsWith('OK')) {
@@ -179,7 +189,7 @@ export class FastPath {
         this.handOver(fd, {
           received: check.received,
           answer: { reply: result.reply, failDelayMs: result.failDelayMs ?? 0, unavailable: result.unavailable === true },
-        });
+        }, true);
         return;
       }
       // Stored before the OK goes out: the client's next request finds it, in any process.
@@ -190,7 +200,7 @@ export class FastPath {
           this.parts.fill({ keyDigest, mac: cache.macOf(parts.password), generation: check.generation, user: parts.user, realm: parts.realm, service: parts.service });
         }
       }
-      this.reply(fd, result.reply);
+      this.reply(fd, result.reply, true);
       this.parts.counters.record('ok', parts.service, monotonicMs() - check.startedAt);
       logCheckedSuccess(this.parts.log, () => logFieldsOf(parts), this.parts.mechanismName);
       if (this.parts.log.verbose && result.reply.length === 2) this.parts.log.debug(`response: ${result.reply}`);
@@ -205,19 +215,33 @@ export class FastPath {
     return { reply: 'NO internal mechanism failure' };
   }
 
-  private handOver(fd: number, handoff: Handoff): void {
+  /**
+   * The connection goes to the primary, then out of custody: if this worker dies between
+   * the two, the primary finds the same connection in both and answers it once.
+   */
+  private handOver(fd: number, handoff: Handoff, checked: boolean): void {
     try {
       this.parts.handOff(fd, handoff);
     } finally {
       handoff.received.fill(0);
+      this.release();
+      this.parts.activity.end(checked);
     }
   }
 
   /** The reply of a fresh connection fits its socket buffer: one send, then close. */
-  private reply(fd: number, text: string): void {
+  private reply(fd: number, text: string, checked: boolean): void {
     const frame = encodeReply(text);
+    this.parts.activity.replying();
     const sent = sendSome(fd, frame);
+    this.release();
+    this.parts.activity.end(checked);
     if (sent !== frame.length) this.parts.log.error(`write failure: the reply did not fit the client's socket (${sent})`);
     closeFd(fd);
+  }
+
+  private release(): void {
+    if (this.held) this.parts.custody.release();
+    this.held = false;
   }
 }
