@@ -2,7 +2,8 @@
  * Starting and stopping the two daemons the way an admin runs them, with the same PAM world
  * and the same `-n`:
  *   - ours: `node dist/src/cli/saslauthd.js -f -a pam -n N -m DIR` (or another `-a`) (foreground without verbose
- *     logging, as its systemd unit runs it);
+ *     logging, as its systemd unit runs it), or without `-f` (`detached`: the launcher starts
+ *     the daemon and exits once it listens, as Debian's init script runs it);
  *   - Debian's C saslauthd: `saslauthd -a pam -n N -m DIR` (it detaches itself; `-d` would make it
  *     log every request).
  * Startup is timed from spawn to the first connection the socket accepts.
@@ -48,6 +49,8 @@ export interface DaemonSetup {
   readonly env: NodeJS.ProcessEnv;
   /** Command prefix (the private mount namespace of the pam_unix scenarios), or none. */
   readonly wrap?: readonly string[];
+  /** Ours without `-f`: it detaches (the C daemon always does). */
+  readonly detached?: boolean;
 }
 
 export class RunningDaemon {
@@ -73,8 +76,9 @@ export class RunningDaemon {
     const socket = join(runDirectory, 'mux');
     const logFile = join(runDirectory, 'daemon.log');
     const args = ['-a', setup.mechanism ?? 'pam', '-n', String(setup.workers), '-m', runDirectory, ...setup.extraArgs];
+    const detached = setup.kind === 'c' || setup.detached === true;
     const command =
-      setup.kind === 'ours' ? [process.execPath, OURS_JS, '-f', ...args] : [cSaslauthd(), ...args];
+      setup.kind === 'ours' ? [process.execPath, OURS_JS, ...(detached ? [] : ['-f']), ...args] : [cSaslauthd(), ...args];
     const [file, ...rest] = [...(setup.wrap ?? []), ...command];
     const log = openSync(logFile, 'a');
     const started = process.hrtime.bigint();
@@ -85,15 +89,15 @@ export class RunningDaemon {
     child.on('exit', () => (exited = true));
     const deadline = Date.now() + START_DEADLINE_MS;
     while (!(await accepts(socket))) {
-      // the C daemon's launcher exits once it has forked; ours must stay
-      if ((exited && setup.kind === 'ours') || Date.now() > deadline) {
+      // a detaching launcher exits once it has started the daemon; a foreground one must stay
+      if ((exited && !detached) || Date.now() > deadline) {
         child.kill('SIGKILL');
         throw new Error(`${setup.kind} daemon did not start:\n${readFileSync(logFile, 'latin1')}`);
       }
       await sleep(CONNECT_POLL_MS);
     }
     const startupMs = Number(process.hrtime.bigint() - started) / 1e6;
-    const pid = setup.kind === 'ours' ? child.pid! : await pidFromFile(join(runDirectory, 'saslauthd.pid'));
+    const pid = detached ? await pidFromFile(join(runDirectory, 'saslauthd.pid')) : child.pid!;
     return new RunningDaemon(setup.kind, pid, runDirectory, startupMs, logFile);
   }
 

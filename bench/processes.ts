@@ -47,6 +47,8 @@ export interface Memory {
   readonly rssMb: number;
   /** Sum of Pss: shared pages divided among the processes that map them. */
   readonly pssMb: number;
+  /** Pss of each process, in the order of the pids given. */
+  readonly pssMbEach: number[];
 }
 
 function kbField(text: string, name: string): number {
@@ -56,16 +58,17 @@ function kbField(text: string, name: string): number {
 
 export function memoryOf(pids: readonly number[]): Memory {
   let rssKb = 0;
-  let pssKb = 0;
+  const pssKbEach: number[] = [];
   for (const pid of pids) {
     try {
       rssKb += kbField(readFileSync(`/proc/${pid}/status`, 'latin1'), 'VmRSS');
-      pssKb += kbField(readFileSync(`/proc/${pid}/smaps_rollup`, 'latin1'), 'Pss');
+      pssKbEach.push(kbField(readFileSync(`/proc/${pid}/smaps_rollup`, 'latin1'), 'Pss'));
     } catch {
-      // ended meanwhile
+      pssKbEach.push(0); // ended meanwhile
     }
   }
-  return { rssMb: rssKb / 1024, pssMb: pssKb / 1024 };
+  const pssKb = pssKbEach.reduce((sum, kb) => sum + kb, 0);
+  return { rssMb: rssKb / 1024, pssMb: pssKb / 1024, pssMbEach: pssKbEach.map((kb) => kb / 1024) };
 }
 
 /** CPU seconds (user + system) used so far by these processes. */

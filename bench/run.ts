@@ -21,7 +21,8 @@ import { RunningDaemon, cSaslauthd, type DaemonKind } from './daemons.js';
 import { SasldbWorld, ShadowWorld } from './local-worlds.js';
 import { LdapWorld } from './ldap-world.js';
 import { MatrixWorld, UnixWorld } from './pam-worlds.js';
-import { cpuSecondsOf, memoryOf, sleep } from './processes.js';
+import { BareNodes } from './bare-node.js';
+import { cpuSecondsOf, memoryOf, sleep, type Memory } from './processes.js';
 import { renderChart } from './chart.js';
 import { renderNotes, renderTable, renderTargets, type BenchResult, type DaemonFigures, type ProcessFigures, type ScenarioResult } from './report.js';
 import { scenarios, type Durations, type LoadPlan, type MechanismWorlds, type Scenario } from './scenarios.js';
@@ -122,26 +123,51 @@ function median(values: readonly number[]): number {
 
 async function measureProcess(kind: DaemonKind, world: MatrixWorld, options: Options): Promise<ProcessFigures> {
   const startupMs: number[] = [];
-  let idle = { rssMb: 0, pssMb: 0 };
+  let idle: Memory = { rssMb: 0, pssMb: 0, pssMbEach: [] };
+  let bareNode: ProcessFigures['bareNode'];
   for (let i = 0; i < options.startups; i++) {
     const daemon = await RunningDaemon.start({ kind, workers: options.workers, extraArgs: [], env: world.env(kind) });
     startupMs.push(daemon.startupMs);
     if (i === 0) {
       await sleep(IDLE_SETTLE_MS);
-      idle = memoryOf(daemon.pids());
+      if (kind === 'ours') {
+        // the baseline is read beside the daemon, both alive (see bare-node.ts)
+        const bare = await BareNodes.start(daemon.pids().length);
+        idle = memoryOf(daemon.pids());
+        const baseline = bare.memory();
+        bare.stop();
+        bareNode = { processes: baseline.pssMbEach.length, idleRssMb: baseline.rssMb, idlePssMb: baseline.pssMb };
+      } else {
+        idle = memoryOf(daemon.pids());
+      }
     }
     await daemon.stop();
   }
-  progress(`${kind.padEnd(4)} startup ${median(startupMs).toFixed(0)} ms, idle RSS ${idle.rssMb.toFixed(0)} MB`);
-  const figures = { startupMs, startupMedianMs: median(startupMs), idleRssMb: idle.rssMb, idlePssMb: idle.pssMb };
+  progress(`${kind.padEnd(4)} startup ${median(startupMs).toFixed(0)} ms, idle RSS ${idle.rssMb.toFixed(0)} MB, PSS ${idle.pssMb.toFixed(0)} MB`);
+  const figures = { startupMs, startupMedianMs: median(startupMs), idleRssMb: idle.rssMb, idlePssMb: idle.pssMb, idlePssMbEach: idle.pssMbEach };
   if (kind === 'c') return figures;
+  if (bareNode) progress(`bare node × ${bareNode.processes}: idle PSS ${bareNode.idlePssMb.toFixed(0)} MB`);
+  const detachedStartupMs: number[] = [];
+  for (let i = 0; i < options.startups; i++) {
+    const daemon = await RunningDaemon.start({ kind, workers: options.workers, extraArgs: [], env: world.env(kind), detached: true });
+    detachedStartupMs.push(daemon.startupMs);
+    await daemon.stop();
+  }
+  progress(`ours detached: startup ${median(detachedStartupMs).toFixed(0)} ms`);
   // Ours can keep fewer workers started while idle; the others start on demand.
   const onDemand = await RunningDaemon.start({ kind, workers: options.workers, extraArgs: ON_DEMAND_ARGS, env: world.env(kind) });
   await sleep(IDLE_SETTLE_MS);
   const lean = memoryOf(onDemand.pids());
   await onDemand.stop();
   progress(`ours ${ON_DEMAND_ARGS.join(' ')}: idle RSS ${lean.rssMb.toFixed(0)} MB`);
-  return { ...figures, onDemandIdleRssMb: lean.rssMb, onDemandIdlePssMb: lean.pssMb };
+  return {
+    ...figures,
+    ...(bareNode ? { bareNode } : {}),
+    detachedStartupMs,
+    detachedStartupMedianMs: median(detachedStartupMs),
+    onDemandIdleRssMb: lean.rssMb,
+    onDemandIdlePssMb: lean.pssMb,
+  };
 }
 
 /** Runs one load against a daemon, sampling its memory and CPU during the measured window. */

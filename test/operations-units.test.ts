@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { parseControlRequest } from '../src/control/protocol.js';
 import { authLine, fieldText } from '../src/log/auth-line.js';
 import { renderMetrics, negotiateFormat, type MetricFamily } from '../src/metrics/exposition.js';
-import { parseListenAddress } from '../src/metrics/metrics-http.js';
+import { parseListenAddress } from '../src/metrics/listen-address.js';
 import { LATENCY_BUCKETS_SECONDS, MAX_SERVICE_LABELS, OTHER_SERVICE } from '../src/metrics/request-metrics.js';
 import { RequestMetrics } from '../src/shared/request-counters.js';
 import { CredentialCache, privateCacheSection } from '../src/server/credential-cache.js';

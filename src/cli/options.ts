@@ -15,7 +15,7 @@ import {
   type Config,
 } from '../config.js';
 import { availableMechanismNames } from '../mechanisms/registry.js';
-import { parseListenAddress } from '../metrics/metrics-http.js';
+import { parseListenAddress } from '../metrics/listen-address.js';
 import { packageVersion } from '../version.js';
 
 export type ParsedCommandLine =

@@ -6,12 +6,21 @@
 // First: shuts the Node runtime's own doors (inspector on SIGUSR1, NODE_OPTIONS, default
 // signal actions) before any other module runs.
 import '../runtime/harden-process.js';
+import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { parseCommandLine } from './options.js';
-import { chooseLogFormat, createLogger } from '../log/logger.js';
 import { launchDetached, startupReporter } from '../server/daemonize.js';
-import { startPrimary } from '../server/primary.js';
 import { StartupError } from '../server/run-directory.js';
+
+/**
+ * The primary (every server module, the mechanism, koffi) is loaded only by the process that
+ * runs it: the launcher of a detached daemon exits once the daemon listens and never needs
+ * it (about 40 ms less between `saslauthd` and a listening socket). Synchronous require of
+ * the ES modules, as registry.ts and debian/sea-main.cjs.
+ */
+const load = createRequire(import.meta.url);
+const loadPrimary = (): typeof import('../server/primary.js') => load('../server/primary.js') as typeof import('../server/primary.js');
+const loadLogger = (): typeof import('../log/logger.js') => load('../log/logger.js') as typeof import('../log/logger.js');
 
 async function main(argv: readonly string[]): Promise<number> {
   const parsed = parseCommandLine(argv);
@@ -23,9 +32,10 @@ async function main(argv: readonly string[]): Promise<number> {
   const reporter = startupReporter();
   if (!config.foreground && !reporter) return launchDetached(fileURLToPath(import.meta.url), argv);
 
+  const { chooseLogFormat, createLogger } = loadLogger();
   const log = createLogger({ format: chooseLogFormat(config), verbose: config.verbose });
   try {
-    const daemon = await startPrimary(config, log);
+    const daemon = await loadPrimary().startPrimary(config, log);
     reporter?.ready();
     return await daemon.exited;
   } catch (error) {

@@ -1,6 +1,6 @@
 /**
- * Logging through pino, rendered in the C saslauthd's text formats (or, with
- * `--log-format json`, pino's own output: one JSON object per line, with the fields below):
+ * Logging in the C saslauthd's text formats (or, with `--log-format json`, through pino:
+ * one JSON object per line, with the fields below):
  *   - foreground debug (`-d`): `saslauthd[PID] :message` on stderr, as the original prints;
  *   - otherwise: `<N>message` on stderr, the sd-daemon priority prefix journald reads
  *     (`<3>` error, `<6>` info, `<7>` debug), so a unit with SyslogIdentifier=saslauthd and
@@ -71,6 +71,8 @@ export function chooseLogFormat(options: { readonly logFormat: 'text' | 'json'; 
 
 /** pino's numeric levels mapped to syslog priorities. */
 const SYSLOG_PRIORITY: Readonly<Record<number, number>> = { 50: 3, 40: 4, 30: 6, 20: 7 };
+/** The same priorities for the text formats, by level name. */
+const TEXT_PRIORITY = { error: 3, info: 6, debug: 7 } as const;
 
 /** The original formats into a 1024-byte buffer; longer messages are cut. */
 const MAX_LINE_CHARS = 1023;
@@ -87,43 +89,39 @@ export function createLogger(options: LoggerOptions): Logger {
   const column = options.format === 'journal' && fd === 2 && journal ? SYSLOG_COLUMN : '';
   // journald reads a `<N>` prefix as the line's priority: JSON lines keep theirs too.
   const jsonPrefix = json && fd === 2 && journal;
+  /** Writes one rendered line to fd (and its text to syslog). */
+  const emit = (priority: number, line: string, text: string): void => {
+    try {
+      writeSync(fd, line);
+    } catch {
+      // A closed or full stderr must never take the daemon down.
+    }
+    if (syslog) writeSyslog(priority, text);
+  };
+  const cut = (msg: string): string => (msg.length > MAX_LINE_CHARS ? msg.slice(0, MAX_LINE_CHARS) : msg);
+  // JSON: pino hands over one JSON object per call, written as it is.
   const destination = {
     write(serialized: string): void {
-      // pino hands over one JSON object per call: written as it is (json), or rendered as
-      // the original's text line.
       const { level, msg } = JSON.parse(serialized) as { level: number; msg: string };
-      const text = msg.length > MAX_LINE_CHARS ? msg.slice(0, MAX_LINE_CHARS) : msg;
-      const line = json
-        ? `${jsonPrefix ? `<${SYSLOG_PRIORITY[level] ?? 6}>` : ''}${serialized.endsWith('\n') ? serialized : `${serialized}\n`}`
-        : options.format === 'foreground'
-          ? `saslauthd[${process.pid}] :${text}\n`
-          : `<${SYSLOG_PRIORITY[level] ?? 6}>${column}${text}\n`;
-      try {
-        writeSync(fd, line);
-      } catch {
-        // A closed or full stderr must never take the daemon down.
-      }
-      if (syslog) writeSyslog(SYSLOG_PRIORITY[level] ?? 6, text);
+      const priority = SYSLOG_PRIORITY[level] ?? 6;
+      emit(priority, `${jsonPrefix ? `<${priority}>` : ''}${serialized.endsWith('\n') ? serialized : `${serialized}\n`}`, cut(msg));
     },
   };
-  // pino is loaded on the first line written: a worker that never logs (the usual case
-  // without -d) starts that much faster.
+  // pino serves only `--log-format json`, and is loaded on its first line: the text formats
+  // (the default) render their line directly, so a daemon that logs in text never loads it
+  // (about 2.4 MB of heap and 17 ms of start-up in the primary, which logs at start).
   let log: PinoLogger | undefined;
   const pinoLogger = (): PinoLogger =>
-    (log ??= loadPino()(
-      json
-        ? // pino's defaults (pid, hostname, epoch-ms time, numeric level), plus a name to route by
-          { level: 'debug', name: 'saslauthd' }
-        : {
-            level: 'debug', // debug() filters by verbosity itself; debugAlways() must get through
-            base: null,
-            timestamp: false,
-            formatters: { level: (_label, number) => ({ level: number }) },
-          },
-      destination,
-    ));
+    // pino's defaults (pid, hostname, epoch-ms time, numeric level), plus a name to route by
+    (log ??= loadPino()({ level: 'debug', name: 'saslauthd' }, destination));
+  const writeText = (level: 'error' | 'info' | 'debug', message: string): void => {
+    const text = cut(message);
+    const priority = TEXT_PRIORITY[level];
+    emit(priority, options.format === 'foreground' ? `saslauthd[${process.pid}] :${text}\n` : `<${priority}>${column}${text}\n`, text);
+  };
   const write = (level: 'error' | 'info' | 'debug', message: string, fields: LogFields | undefined): void => {
-    if (fields && json) pinoLogger()[level](fields, message);
+    if (!json) writeText(level, message);
+    else if (fields) pinoLogger()[level](fields, message);
     else pinoLogger()[level](message);
   };
   return {

@@ -8,6 +8,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { Logger } from '../log/logger.js';
 import { StartupError } from '../server/run-directory.js';
 import { CONTENT_TYPES, negotiateFormat, type ExpositionFormat } from './exposition.js';
+import { formatAddress, type ListenAddress } from './listen-address.js';
 
 /** A scraper or two and an admin's curl: more at once is not a scrape. */
 const MAX_METRICS_CONNECTIONS = 16;
@@ -15,11 +16,6 @@ const MAX_METRICS_CONNECTIONS = 16;
 const REQUEST_DEADLINE_MS = 5_000;
 /** An idle keep-alive connection is closed after this (Prometheus scrapes every 15 s or more). */
 const KEEP_ALIVE_MS = 5_000;
-
-export interface ListenAddress {
-  readonly host: string;
-  readonly port: number;
-}
 
 export interface MetricsListener {
   readonly address: ListenAddress;
@@ -68,20 +64,4 @@ export async function listenForMetrics(
       server.closeAllConnections();
     },
   };
-}
-
-export function formatAddress({ host, port }: ListenAddress): string {
-  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
-}
-
-/** Loopback: metrics say who logs in how often, so they are not for the network unless the admin says so. */
-export const DEFAULT_METRICS_HOST = '127.0.0.1';
-
-/** `PORT`, `HOST:PORT` or `[IPv6]:PORT`; undefined when malformed. */
-export function parseListenAddress(text: string): ListenAddress | undefined {
-  const match = /^(?:(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9.-]+)):)?(\d{1,5})$/.exec(text.trim());
-  if (!match) return undefined;
-  const port = Number.parseInt(match[3]!, 10);
-  if (port > 65_535) return undefined;
-  return { host: match[1] ?? match[2] ?? DEFAULT_METRICS_HOST, port };
 }

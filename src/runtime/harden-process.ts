@@ -24,6 +24,7 @@
  *  - `process.binding` (direct access to Node's internal bindings, deprecated) throws.
  */
 import inspector from 'node:inspector';
+import { keepYoungGenerationSmall } from './young-generation.js';
 
 /** Signals whose default action would kill or expose the process. */
 export const GUARDED_SIGNALS = ['SIGUSR1', 'SIGUSR2', 'SIGHUP', 'SIGTERM', 'SIGINT'] as const;
@@ -66,6 +67,10 @@ Object.defineProperty(process, 'binding', {
     throw new Error('process.binding is disabled in saslauthd');
   },
 });
+
+// Not a door: memory. This module is what runs first in every process of the daemon (the
+// workers included), so the young generation keeps its start size from here on.
+keepYoungGenerationSmall();
 
 /** `NODE_OPTIONS`, `NODE_PATH`, `NODE_TLS_REJECT_UNAUTHORIZED`, … — any variable Node reads. */
 export function isNodeVariable(name: string): boolean {

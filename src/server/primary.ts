@@ -7,6 +7,7 @@
  * nothing behind (the lock and pid file are released).
  */
 import { lstatSync, unlinkSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import type { Config } from '../config.js';
 import { chooseLogFormat, type Logger } from '../log/logger.js';
@@ -14,7 +15,8 @@ import { packageVersion } from '../version.js';
 import { Operations } from '../control/operations.js';
 import { listenForControl } from '../control/control-server.js';
 import { controlSocketPath } from '../control/protocol.js';
-import { formatAddress, listenForMetrics, type MetricsListener } from '../metrics/metrics-http.js';
+import { formatAddress } from '../metrics/listen-address.js';
+import type { MetricsListener } from '../metrics/metrics-http.js';
 import { findMechanism } from '../mechanisms/registry.js';
 import { notifySystemd } from '../native/systemd.js';
 import { POOL_REPLY, WorkerPool } from '../workers/pool.js';
@@ -33,6 +35,10 @@ import { StartupError, ensureRunDirectory, runFiles } from './run-directory.js';
 import { takeOverSignals } from '../runtime/harden-process.js';
 
 const WORKER_SCRIPT = fileURLToPath(new URL('../workers/worker-main.js', import.meta.url));
+
+/** node:http and the metrics server load only with --metrics-listen (about 1 MB otherwise carried for nothing). */
+const loadMetricsHttp = (): typeof import('../metrics/metrics-http.js') =>
+  createRequire(import.meta.url)('../metrics/metrics-http.js') as typeof import('../metrics/metrics-http.js');
 
 export interface RunningDaemon {
   /** Resolves with the exit status once the daemon has shut down. */
@@ -180,7 +186,7 @@ export async function startPrimary(config: Config, log: Logger): Promise<Running
     cleanups.push(() => control.close());
     let metricsListener: MetricsListener | undefined;
     if (config.metricsListen) {
-      metricsListener = await listenForMetrics(config.metricsListen, (format) => operations.metricsText(format), log);
+      metricsListener = await loadMetricsHttp().listenForMetrics(config.metricsListen, (format) => operations.metricsText(format), log);
       cleanups.push(() => metricsListener?.close());
       log.info(`metrics on http://${formatAddress(metricsListener.address)}/metrics`);
     }

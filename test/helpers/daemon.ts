@@ -28,6 +28,8 @@ export interface DaemonOptions {
   readonly runDirectory?: string;
   /** A command prefix (for unshare wrappers): [command, ...args] runs the daemon's command line (ours or the C one). */
   readonly wrap?: readonly string[];
+  /** Our saslauthd.js to run instead of the build's (a modified copy of dist/). */
+  readonly script?: string;
 }
 
 export class Daemon {
@@ -45,7 +47,7 @@ export class Daemon {
     this.runDirectory = options.runDirectory ?? mkdtempSync('/tmp/sts-');
     this.socket = join(this.runDirectory, 'mux');
     const daemonArgs = ['-d', '-a', options.mechanism ?? 'pam', '-m', this.runDirectory, ...(options.args ?? [])];
-    const [command, ...args] = [...(options.wrap ?? []), ...(options.c ? [C_SASLAUTHD] : [process.execPath, SASLAUTHD_JS]), ...daemonArgs];
+    const [command, ...args] = [...(options.wrap ?? []), ...(options.c ? [C_SASLAUTHD] : [process.execPath, options.script ?? SASLAUTHD_JS]), ...daemonArgs];
     // The C daemon in -d mode sends SIGTERM to its whole process group when it stops
     // (saslauthd.md §3.7): give it a group of its own so the test runner survives.
     this.child = spawn(command!, args, {
