@@ -11,13 +11,15 @@ import { EAGAIN, EINTR, readInto, waitReadable } from '../../native/posix-socket
 import { monotonicMs } from '../../runtime/monotonic-clock.js';
 
 /**
- * How long a worker waits for a request to be complete: not at all. What is not there at the
- * first read goes to the primary at once (measured by the prototype: 0.55 % of real requests).
- * Any wait here is paid per connection by a flood of idle or byte-at-a-time clients, ahead of
- * the real clients queued behind them in the listen backlog: with 2 ms, 300 such connections
- * made the right password wait for 140 checks of a burst (test/guessing-bounds).
+ * How long a worker waits for a request to be complete: long enough for a client that was
+ * accepted between its connect() and its write() (an idle worker accepts at once), short
+ * enough to cost little. The fast path waits only after a client that sent its request in
+ * time (fast-path.ts): a flood of idle or byte-at-a-time clients would otherwise cost this
+ * much per connection, ahead of the real clients queued behind them in the listen backlog
+ * (with 2 ms each, 300 of them made the right password wait for 140 checks of a burst in
+ * test/guessing-bounds).
  */
-export const REQUEST_WINDOW_MS = 0;
+export const REQUEST_WINDOW_MS = 2;
 /** Bytes a worker reads at most: a request is ≤ 5 × 258 bytes; more means something unusual. */
 const MAX_INTAKE_BYTES = 2048;
 
@@ -42,7 +44,7 @@ export function readRequest(fd: number, windowMs = REQUEST_WINDOW_MS, now: () =>
       if (count === -EAGAIN || count === -EINTR) {
         const left = deadline - now();
         if (left <= 0 || waitReadable(fd, left) <= 0) return { kind: 'unusual', received: Buffer.from(chunk.subarray(0, length)) };
-        continue; // only with a window (a caller's own): the default is none
+        continue;
       }
       if (count <= 0) return { kind: 'closed' };
       const result = decoder.push(chunk.subarray(length, length + count));

@@ -26,7 +26,7 @@ import type { KeyedDigest } from '../../server/keyed-digest.js';
 import { accountKey, cacheKeyOf, logFieldsOf, requestParts, type RequestParts } from '../../server/request-parts.js';
 import type { CacheFill, Handoff } from '../fast-path-frames.js';
 import type { CheckSubject } from '../../shared/worker-activity.js';
-import { readRequest } from './client-intake.js';
+import { REQUEST_WINDOW_MS, readRequest } from './client-intake.js';
 
 /** The credential cache as a worker sees it: read-only (the primary writes it). */
 export interface CacheView {
@@ -90,6 +90,9 @@ export interface PendingCheck {
 }
 
 export class FastPath {
+  /** The last client was not whole in time: the next one gets no wait (see client-intake.ts). */
+  private lastWasUnusual = false;
+
   constructor(private readonly parts: FastPathParts) {}
 
   /**
@@ -104,7 +107,8 @@ export class FastPath {
       this.handOver(fd, { received: Buffer.alloc(0) }, false);
       return undefined;
     }
-    const intake = readRequest(fd);
+    const intake = readRequest(fd, this.lastWasUnusual ? 0 : REQUEST_WINDOW_MS);
+    this.lastWasUnusual = intake.kind === 'unusual';
     if (intake.kind === 'closed') {
       closeFd(fd);
       this.parts.activity.end(false);
