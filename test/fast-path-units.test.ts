@@ -62,6 +62,7 @@ function fastPath(overrides: Partial<FastPathParts> & { reply?: AuthResult; susp
     roomForClients: () => true,
     activity: {
       reading: () => void seen.events.push('reading'),
+      job: () => void seen.events.push('job'),
       begin: () => void seen.events.push('begin'),
       replying: () => void seen.events.push('replying'),
       end: (checked) => void seen.events.push(`end:${checked}`),

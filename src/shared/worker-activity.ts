@@ -18,9 +18,10 @@ import { systemMonotonicMs } from '../runtime/monotonic-clock.js';
 
 /**
  * idle: waiting; reading: a client accepted, its request being read (or looked up);
- * checking: the mechanism runs; replying: the reply is being written (it may be out already).
+ * checking: the mechanism runs; replying: the reply is being written (it may be out already);
+ * job: running a job the primary sent (the pool keeps that job's deadline).
  */
-export const ActivityState = { idle: 0, checking: 1, reading: 2, replying: 3 } as const;
+export const ActivityState = { idle: 0, checking: 1, reading: 2, replying: 3, job: 4 } as const;
 export type ActivityStateCode = (typeof ActivityState)[keyof typeof ActivityState];
 
 const INT_WORDS = 6; // seq, state, fd, pid, checksDone, spare
@@ -99,6 +100,12 @@ export class WorkerActivity {
     this.ints[base + FD] = fd;
     Atomics.add(this.ints, base + SEQ, 1);
     Atomics.store(this.ints, base + STATE, ActivityState.reading);
+  }
+
+  /** The worker: a job from the primary starts now. */
+  job(place: number): void {
+    this.floats[place * (RECORD_BYTES / 8) + (INT_WORDS * 4) / 8 + STARTED] = this.now();
+    Atomics.store(this.ints, place * (RECORD_BYTES / 4) + STATE, ActivityState.job);
   }
 
   /** The worker: the reply is about to be written (past this, the primary must not answer too). */

@@ -139,7 +139,8 @@ export class FastPathHub {
     worker.on('exit', (code, signal) => {
       member.accepting = false;
       const late = this.killedLate.delete(worker);
-      if (!late && this.options.activity.read(place).state !== ActivityState.idle) {
+      const state = this.options.activity.read(place).state;
+      if (!late && state !== ActivityState.idle && state !== ActivityState.job) {
         this.options.log.error(`worker ${worker.pid} died during a request it answered itself (${signal ?? `status ${code}`}); that client's connection is closed`);
       }
       this.members.delete(worker);

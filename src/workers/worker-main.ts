@@ -69,6 +69,7 @@ function startFastPath(running: Mechanism): FastPath | undefined {
     roomForClients: () => shared.connections.current < fast.maxConnections,
     activity: {
       reading: (fd) => shared.activity.reading(fast.place, fd),
+      job: () => shared.activity.job(fast.place),
       begin: (fd, subject, login) => shared.activity.begin(fast.place, fd, subject, login),
       replying: () => shared.activity.replying(fast.place),
       end: (checked) => shared.activity.end(fast.place, checked),

@@ -68,7 +68,9 @@ export function runBlockingWorker({ channel, mechanism, fastPath, budget, log }:
     const { frames, ended } = channel.receive();
     for (const frame of frames) {
       if (frame.type === FrameType.job) {
+        fastPath?.jobStarted();
         channel.send(encodeResult(runJob(decodeJob(frame.payload), mechanism, log) as ResultFrame));
+        fastPath?.jobEnded();
         frame.payload.fill(0);
         jobDone();
       } else if (frame.type === FrameType.listen && frame.fd >= 0) {

@@ -73,8 +73,10 @@ export function runEventedWorker({ channel, mechanism, fastPath, budget, log }: 
   };
   const startJob = (payload: Buffer): void => {
     busy = true;
+    fastPath?.jobStarted();
     void Promise.resolve(runJob(decodeJob(payload), mechanism, log)).then((result) => {
       payload.fill(0);
+      fastPath?.jobEnded();
       channel.send(encodeResult(result));
       idle();
     });

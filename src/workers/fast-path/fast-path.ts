@@ -51,6 +51,7 @@ export interface CounterSink {
 /** The worker's activity record (shared/worker-activity.ts), for its own place. */
 export interface ActivityView {
   reading(fd: number): void;
+  job(): void;
   begin(fd: number, subject: CheckSubject, loginDigest: Buffer): void;
   replying(): void;
   end(checked: boolean): void;
@@ -156,6 +157,15 @@ export class FastPath {
     };
     this.parts.activity.begin(fd, { user: parts.user, service: parts.service, realm: parts.realm, remote: parts.remoteHost }, loginDigest);
     return { fd, request, received, parts, authRequest, startedAt, generation: cache?.generation };
+  }
+
+  /** A job from the primary runs now / is over: the record shows this worker busy meanwhile. */
+  jobStarted(): void {
+    this.parts.activity.job();
+  }
+
+  jobEnded(): void {
+    this.parts.activity.end(false);
   }
 
   /** Runs a blocking mechanism's check and finishes the request. */
