@@ -48,6 +48,11 @@ export interface Listener {
   requeue(): void;
   /** Whether the primary takes connections itself (it does from the start). */
   setAccepting(accepting: boolean): void;
+  /**
+   * A connection a worker accepted could not be taken by the primary (out of descriptors):
+   * logged like the primary's own accept failures, in the same rate-limited line.
+   */
+  reportAcceptFailure(code: string): void;
   /** Stops accepting and closes the socket (the file stays; the primary removes it). */
   close(): void;
   /** The socket is systemd's (socket activation): its file outlives this daemon. */
@@ -117,6 +122,10 @@ export async function listenOnSocket(
       if (!watching) return;
       unwatch();
       watch();
+    },
+    reportAcceptFailure(code: string): void {
+      lastError = code;
+      acceptFailures.note();
     },
     setAccepting(accepting: boolean): void {
       wanted = accepting;

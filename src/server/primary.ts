@@ -204,6 +204,7 @@ export async function startPrimary(config: Config, log: Logger): Promise<Running
       fill: cache ? (fill) => cache.rememberDigests(fill.keyDigest, fill.mac, fill.generation, fill) : undefined,
       workerAccepting: () => server.requeue(),
       overflow: (takeConnections) => server.setAccepting(takeConnections),
+      handoffDropped: () => server.reportAcceptFailure('EMFILE'),
       retire: (worker) => pool.retireWorker(worker),
       killing: (worker) => pool.markKilled(worker),
       tick: () => {

@@ -58,6 +58,8 @@ export interface FastPathHooks {
   tick?(): void;
   /** Whether the primary must take connections itself (no worker can now). */
   overflow(takeConnections: boolean): void;
+  /** A connection handed over was lost: the primary is out of descriptors. */
+  handoffDropped(): void;
 }
 
 export interface FastPathHubOptions {
@@ -131,6 +133,7 @@ export class FastPathHub {
       if (this.hooks) this.hooks.adopt(fd, handoff);
       else closeFd(fd);
     });
+    worker.on('handoffDropped', () => this.hooks?.handoffDropped());
     worker.on('fill', (fill) => {
       this.hooks?.fill?.(fill);
       worker.filled(); // stored (or refused by the generation rule): the worker may answer now

@@ -35,6 +35,8 @@ export interface WorkerProcessEvents {
   fill: [fill: CacheFill];
   /** The worker reached --max-jobs-per-worker and stopped accepting. */
   retire: [];
+  /** A connection it handed over was lost on the way: this process is out of descriptors. */
+  handoffDropped: [];
 }
 
 /** How a worker process is started: the real one spawns; tests may pass their own. */
@@ -75,6 +77,8 @@ export class WorkerProcess extends EventEmitter<WorkerProcessEvents> implements 
 
   /** Descriptors received with frames, not yet matched to their HANDOFF frame (oldest first). */
   private readonly descriptors: number[] = [];
+  /** Descriptors the kernel could not give us (EMFILE): their frames come without one. */
+  private descriptorsLost = 0;
   /** close() shut our writing side: the worker reads EOF after what was sent. */
   private writeShut = false;
 
@@ -202,8 +206,9 @@ export class WorkerProcess extends EventEmitter<WorkerProcessEvents> implements 
 
   private readResults(): void {
     for (;;) {
-      const { count, fds } = receiveWithDescriptors(this.channelFd, channelChunk);
+      const { count, fds, controlTruncated } = receiveWithDescriptors(this.channelFd, channelChunk);
       this.descriptors.push(...fds);
+      if (controlTruncated) this.descriptorsLost++;
       if (count === -EAGAIN || count === -EINTR) return;
       if (count <= 0) {
         // EOF or an error: the worker is gone or going; its exit event tells the story.
@@ -239,6 +244,12 @@ export class WorkerProcess extends EventEmitter<WorkerProcessEvents> implements 
     payload.fill(0); // the request's bytes (a password) were copied into the handoff
     if (fd === undefined) {
       handoff.received.fill(0);
+      if (this.descriptorsLost > 0) {
+        // We are out of descriptors: the kernel closed the connection instead of passing it.
+        this.descriptorsLost--;
+        this.emit('handoffDropped');
+        return;
+      }
       this.kill('SIGKILL'); // a handoff without its connection: this worker's channel is not to be trusted
       return;
     }

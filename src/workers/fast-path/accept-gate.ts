@@ -5,7 +5,9 @@
  * hold the clients meanwhile). Shared by the blocking and the evented worker loops.
  */
 import { constants } from 'node:os';
-import { EAGAIN, acceptConnection } from '../../native/posix-sockets.js';
+import { EAGAIN, acceptConnection, errnoName } from '../../native/posix-sockets.js';
+import type { Logger } from '../../log/logger.js';
+import { RateLimitedReport } from '../../log/rate-limited-report.js';
 import { monotonicMs } from '../../runtime/monotonic-clock.js';
 
 /** Out of descriptors: a worker stops accepting this long. */
@@ -15,11 +17,31 @@ const TRANSIENT_ACCEPT_ERRORS = new Set([constants.errno.ECONNABORTED, constants
 
 export type AcceptResult = { readonly fd: number } | 'none' | 'pause';
 
-export function acceptOne(listenFd: number): AcceptResult {
-  const fd = acceptConnection(listenFd);
-  if (fd >= 0) return { fd };
-  if (fd === -EAGAIN || TRANSIENT_ACCEPT_ERRORS.has(-fd)) return 'none';
-  return 'pause';
+/** At most one accept-failure line per this period per worker, with the count. */
+const ACCEPT_ERROR_LOG_PERIOD_MS = 1_000;
+
+/**
+ * Accepts one connection. Out of descriptors (or memory), the caller pauses; the failure is
+ * logged in the primary's words (`socket accept failure: EMFILE`), at most once a second.
+ */
+export class AcceptGate {
+  private lastError = '';
+  private readonly failures: RateLimitedReport;
+
+  constructor(log: Logger) {
+    this.failures = new RateLimitedReport(ACCEPT_ERROR_LOG_PERIOD_MS, (count) =>
+      log.error(`socket accept failure: ${count > 1 ? `${this.lastError} (${count} times)` : this.lastError}`),
+    );
+  }
+
+  acceptOne(listenFd: number): AcceptResult {
+    const fd = acceptConnection(listenFd);
+    if (fd >= 0) return { fd };
+    if (fd === -EAGAIN || TRANSIENT_ACCEPT_ERRORS.has(-fd)) return 'none';
+    this.lastError = errnoName(-fd);
+    this.failures.note();
+    return 'pause';
+  }
 }
 
 /** The jobs a worker did (channel and fast path): past --max-jobs-per-worker it asks to be replaced. */

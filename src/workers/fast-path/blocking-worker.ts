@@ -26,7 +26,7 @@ import {
 import { monotonicMs } from '../../runtime/monotonic-clock.js';
 import { FrameType, decodeJob, encodeResult, encodeSimple, type ResultFrame } from '../channel.js';
 import { runJob } from '../job-runner.js';
-import { JobBudget, acceptOne, resumeTime } from './accept-gate.js';
+import { AcceptGate, JobBudget, resumeTime } from './accept-gate.js';
 import type { FastPath } from './fast-path.js';
 import type { WorkerChannel } from './worker-channel.js';
 
@@ -43,6 +43,7 @@ const MAX_EVENTS = 4;
 
 export function runBlockingWorker({ channel, mechanism, fastPath, budget, log }: WorkerLoopParts): never {
   const epollFd = epollCreate();
+  const gate = new AcceptGate(log);
   epollControl(epollFd, EPOLL_CTL_ADD, channel.fd, EPOLLIN);
   const events = Buffer.alloc(MAX_EVENTS * EPOLL_EVENT_BYTES);
   let listenFd = -1;
@@ -110,7 +111,7 @@ export function runBlockingWorker({ channel, mechanism, fastPath, budget, log }:
     }
     if (channelReady) readChannel();
     if (!listenReady || !watching || !fastPath) continue;
-    const accepted = acceptOne(listenFd);
+    const accepted = gate.acceptOne(listenFd);
     if (accepted === 'none') continue;
     if (accepted === 'pause') {
       epollControl(epollFd, EPOLL_CTL_DEL, listenFd, 0);

@@ -21,11 +21,12 @@ import {
 import { SocketPoller } from '../../native/socket-poller.js';
 import { FrameType, decodeJob, encodeResult, encodeSimple } from '../channel.js';
 import { runJob } from '../job-runner.js';
-import { acceptOne, ACCEPT_PAUSE_MS } from './accept-gate.js';
+import { AcceptGate, ACCEPT_PAUSE_MS } from './accept-gate.js';
 import type { WorkerLoopParts } from './blocking-worker.js';
 
 export function runEventedWorker({ channel, mechanism, fastPath, budget, log }: WorkerLoopParts): void {
   const poller = new SocketPoller((message) => log.error(message));
+  const gate = new AcceptGate(log);
   const listenSet = epollCreate();
   const listenEvents = Buffer.alloc(2 * EPOLL_EVENT_BYTES);
   let listenFd = -1;
@@ -83,7 +84,7 @@ export function runEventedWorker({ channel, mechanism, fastPath, budget, log }: 
   };
   function onConnection(): void {
     if (busy || !fastPath || listenFd < 0) return;
-    const accepted = acceptOne(listenFd);
+    const accepted = gate.acceptOne(listenFd);
     if (accepted === 'pause') {
       paused = true;
       setTimeout(() => {
