@@ -8,10 +8,10 @@
  */
 import { chmodSync, lstatSync, unlinkSync } from 'node:fs';
 import { connect } from 'node:net';
-import { constants } from 'node:os';
 import { EAGAIN, EPOLLEXCLUSIVE, EPOLLIN, acceptConnection, closeFd, errnoName, listenUnix } from '../native/posix-sockets.js';
 import { ALREADY_RUNNING, StartupError } from './run-directory.js';
 import { RateLimitedReport } from '../log/rate-limited-report.js';
+import { ACCEPT_PAUSE_MS, isTransientAcceptError } from '../native/accept-errors.js';
 import { InheritedSocketError, adoptInheritedListener, inheritedListener, type InheritedSocket } from './socket-activation.js';
 import type { SocketPoller } from '../native/socket-poller.js';
 
@@ -25,12 +25,8 @@ const SOCKET_BACKLOG = 4096;
 const MAX_SOCKET_PATH_BYTES = 107;
 /** Accepts per readiness report: later connections wait one event-loop turn, not forever. */
 const MAX_ACCEPTS_PER_TURN = 64;
-/** Out of descriptors: accepting pauses this long (the backlog holds the clients meanwhile). */
-const ACCEPT_PAUSE_MS = 100;
 /** At most one log line per this period while accepting keeps failing. */
 const ACCEPT_ERROR_LOG_PERIOD_MS = 1_000;
-/** accept4 failures that concern one connection only; the next accept may succeed. */
-const TRANSIENT_ACCEPT_ERRORS = new Set([constants.errno.ECONNABORTED, constants.errno.EINTR, constants.errno.EPROTO]);
 
 /**
  * With the fast path the workers accept; the primary watches the socket only while they
@@ -105,7 +101,7 @@ export async function listenOnSocket(
         continue;
       }
       if (connection === -EAGAIN) return;
-      if (TRANSIENT_ACCEPT_ERRORS.has(-connection)) continue;
+      if (isTransientAcceptError(-connection)) continue;
       // EMFILE, ENFILE, ENOBUFS, ENOMEM: the socket stays readable, so polling it now would spin.
       lastError = errnoName(-connection);
       acceptFailures.note();

@@ -8,7 +8,7 @@
  * custody, fast-path/custody.ts). The fields naming the request are read once the worker has
  * exited, when nothing writes them any more. The sequence number tells one check from the next.
  *
- * Record (Int32 words, then Float64s): seq, state, client fd, pid, checks done; started at,
+ * Record (Int32 words, then Float64s): seq, state, client fd, checks done; started at,
  * last active at (systemMonotonicMs); then who the check is for — user, service, realm,
  * client host (u16 length + up to 256 bytes each; never the password) — so the primary can
  * log and count a request it answers for a worker past its deadline — and the first bytes of
@@ -24,7 +24,7 @@ import { systemMonotonicMs } from '../runtime/monotonic-clock.js';
 export const ActivityState = { idle: 0, checking: 1, reading: 2, replying: 3, job: 4 } as const;
 export type ActivityStateCode = (typeof ActivityState)[keyof typeof ActivityState];
 
-const INT_WORDS = 6; // seq, state, fd, pid, checksDone, spare
+const INT_WORDS = 6; // seq, state, fd, checksDone, two spare
 const FLOAT_WORDS = 2; // startedAt, lastActiveAt
 /** Largest field kept: the protocol's own limit (codec.ts MAX_FIELD_BYTES). */
 const FIELD_BYTES = 256;
@@ -39,8 +39,7 @@ const RECORD_BYTES = Math.ceil((FIELDS_OFFSET + FIELD_COUNT * FIELD_SLOT_BYTES) 
 const SEQ = 0;
 const STATE = 1;
 const FD = 2;
-const PID = 3;
-const CHECKS = 4;
+const CHECKS = 3;
 const STARTED = 0;
 const LAST_ACTIVE = 1;
 
@@ -56,7 +55,6 @@ export interface ActivitySnapshot {
   readonly seq: number;
   readonly state: ActivityStateCode;
   readonly fd: number;
-  readonly pid: number;
   readonly checksDone: number;
   readonly startedAt: number;
   readonly lastActiveAt: number;
@@ -141,11 +139,6 @@ export class WorkerActivity {
     this.floats[place * (RECORD_BYTES / 8) + (INT_WORDS * 4) / 8 + LAST_ACTIVE] = this.now();
   }
 
-  /** The worker, once at start: its pid, for the primary to match place and process. */
-  claim(place: number, pid: number): void {
-    Atomics.store(this.ints, place * (RECORD_BYTES / 4) + PID, pid);
-  }
-
   /** Whether the place's worker is checking the login whose digest starts with `tag` now. */
   checkingLogin(place: number, tag: Buffer): boolean {
     if (Atomics.load(this.ints, place * (RECORD_BYTES / 4) + STATE) !== ActivityState.checking) return false;
@@ -171,7 +164,6 @@ export class WorkerActivity {
       seq: Atomics.load(this.ints, base + SEQ),
       state: Atomics.load(this.ints, base + STATE) as ActivityStateCode,
       fd: this.ints[base + FD]!,
-      pid: this.ints[base + PID]!,
       checksDone: this.ints[base + CHECKS]!,
       startedAt: this.floats[floatBase + STARTED]!,
       lastActiveAt: this.floats[floatBase + LAST_ACTIVE]!,

@@ -41,7 +41,7 @@ export interface LifecycleOptions {
 }
 
 export interface FastPathActivity {
-  /** Busy with a client of its own (reading, checking or replying). */
+  /** Busy: with a client of its own (reading, checking, replying) or a job from the primary. */
   readonly checking: boolean;
   /** Since when (milliseconds), while checking. */
   readonly checkingForMs: number;

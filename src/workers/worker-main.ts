@@ -57,7 +57,6 @@ function startFastPath(running: Mechanism): FastPath | undefined {
   const fast = settings.fastPath;
   if (!fast) return undefined;
   const shared = openSharedState(SHARED_REGION_FD, fast.shared);
-  shared.activity.claim(fast.place, process.pid);
   return new FastPath({
     mechanism: running,
     mechanismName: settings.mechanism,

@@ -1,19 +1,13 @@
 /**
- * Whether a worker takes connections from the listening socket, and how it reacts when
- * accept4 fails: out of descriptors (EMFILE…) leaves the socket readable, so watching it on
- * would spin — the worker stops watching for ACCEPT_PAUSE_MS (the primary, and the backlog,
- * hold the clients meanwhile). Shared by the blocking and the evented worker loops.
+ * A worker's accept: one connection at a time, and what it does when accept4 fails (see
+ * native/accept-errors.ts: a pause of ACCEPT_PAUSE_MS, the primary and the backlog holding
+ * the clients meanwhile). Shared by the blocking and the evented worker loops, with the
+ * budget of --max-jobs-per-worker.
  */
-import { constants } from 'node:os';
 import { EAGAIN, acceptConnection, errnoName } from '../../native/posix-sockets.js';
+import { isTransientAcceptError } from '../../native/accept-errors.js';
 import type { Logger } from '../../log/logger.js';
 import { RateLimitedReport } from '../../log/rate-limited-report.js';
-import { monotonicMs } from '../../runtime/monotonic-clock.js';
-
-/** Out of descriptors: a worker stops accepting this long. */
-export const ACCEPT_PAUSE_MS = 100;
-/** accept4 failures that concern one connection only; the next accept may succeed. */
-const TRANSIENT_ACCEPT_ERRORS = new Set([constants.errno.ECONNABORTED, constants.errno.EINTR, constants.errno.EPROTO]);
 
 export type AcceptResult = { readonly fd: number } | 'none' | 'pause';
 
@@ -37,7 +31,7 @@ export class AcceptGate {
   acceptOne(listenFd: number): AcceptResult {
     const fd = acceptConnection(listenFd);
     if (fd >= 0) return { fd };
-    if (fd === -EAGAIN || TRANSIENT_ACCEPT_ERRORS.has(-fd)) return 'none';
+    if (fd === -EAGAIN || isTransientAcceptError(-fd)) return 'none';
     this.lastError = errnoName(-fd);
     this.failures.note();
     return 'pause';
@@ -54,8 +48,4 @@ export class JobBudget {
     this.done++;
     return this.limit > 0 && this.done === this.limit;
   }
-}
-
-export function resumeTime(): number {
-  return monotonicMs() + ACCEPT_PAUSE_MS;
 }

@@ -26,7 +26,8 @@ import {
 import { monotonicMs } from '../../runtime/monotonic-clock.js';
 import { FrameType, decodeJob, encodeResult, encodeSimple, type ResultFrame } from '../channel.js';
 import { runJob } from '../job-runner.js';
-import { AcceptGate, JobBudget, resumeTime } from './accept-gate.js';
+import { ACCEPT_PAUSE_MS } from '../../native/accept-errors.js';
+import { AcceptGate, JobBudget } from './accept-gate.js';
 import type { FastPath } from './fast-path.js';
 import type { WorkerChannel } from './worker-channel.js';
 
@@ -116,7 +117,7 @@ export function runBlockingWorker({ channel, mechanism, fastPath, budget, log }:
     if (accepted === 'pause') {
       epollControl(epollFd, EPOLL_CTL_DEL, listenFd, 0);
       watching = false;
-      resumeAt = resumeTime();
+      resumeAt = monotonicMs() + ACCEPT_PAUSE_MS;
       continue;
     }
     const check = fastPath.take(accepted.fd);

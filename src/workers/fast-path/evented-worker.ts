@@ -21,7 +21,8 @@ import {
 import { SocketPoller } from '../../native/socket-poller.js';
 import { FrameType, decodeJob, encodeResult, encodeSimple } from '../channel.js';
 import { runJob } from '../job-runner.js';
-import { AcceptGate, ACCEPT_PAUSE_MS } from './accept-gate.js';
+import { ACCEPT_PAUSE_MS } from '../../native/accept-errors.js';
+import { AcceptGate } from './accept-gate.js';
 import type { WorkerLoopParts } from './blocking-worker.js';
 
 export function runEventedWorker({ channel, mechanism, fastPath, budget, log }: WorkerLoopParts): void {
