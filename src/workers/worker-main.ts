@@ -24,6 +24,7 @@ import { runEventedWorker } from './fast-path/evented-worker.js';
 import { FastPath } from './fast-path/fast-path.js';
 import { WorkerChannel } from './fast-path/worker-channel.js';
 import { parseWorkerSettings } from './worker-settings.js';
+import { setCloseOnExec } from '../native/posix-sockets.js';
 import { SHARED_REGION_FD, openSharedState } from '../shared/shared-state.js';
 
 /** The channel to the primary (the fourth stdio entry of spawn()). */
@@ -36,6 +37,10 @@ const ignore = (): void => {};
 takeOverSignals({ SIGINT: ignore, SIGHUP: ignore, SIGTERM: ignore, SIGUSR1: ignore, SIGUSR2: ignore });
 
 const channel = new WorkerChannel(CHANNEL_FD);
+// Inherited descriptors lose close-on-exec in the child: a program a module runs (pam_exec,
+// a helper) must not inherit the channel or the shared region (which holds the HMAC key).
+setCloseOnExec(CHANNEL_FD);
+if (settings.fastPath) setCloseOnExec(SHARED_REGION_FD);
 const mechanism = startMechanism();
 const parts = { channel, mechanism, fastPath: startFastPath(mechanism), budget: new JobBudget(settings.fastPath?.maxJobs ?? 0), log };
 if (mechanism.blocking) runBlockingWorker(parts);
