@@ -68,18 +68,30 @@ function loadedModules(): Map<string, Set<number>> {
   return loaded;
 }
 
-test('a -a pam daemon: the primary and every worker load pam.js and no other mechanism', async () => {
+/** Starts the marked copy with `mechanism` and waits until the primary and every worker loaded `module`. */
+async function startMarked(mechanism: string, module: string): Promise<Daemon> {
   const daemon = await Daemon.start({
+    mechanism,
     script: join(copy, 'dist', 'src', 'cli', 'saslauthd.js'),
     args: ['-n', String(WORKERS)],
     env: { ...process.env, STS_LOAD_MARKS: marks },
   });
+  const processes = (): number[] => [daemon.pid, ...childPids(daemon.pid)];
   try {
-    const processes = (): number[] => [daemon.pid, ...childPids(daemon.pid)];
     await eventually(
-      () => processes().length === WORKERS + 1 && processes().every((pid) => loadedModules().get('pam.js')?.has(pid)),
-      `pam.js loaded by the primary and ${WORKERS} workers (marks: ${readFileSync(marks, 'utf8').trim()})`,
+      () => processes().length === WORKERS + 1 && processes().every((pid) => loadedModules().get(module)?.has(pid)),
+      `${module} loaded by the primary and ${WORKERS} workers (marks: ${existsSync(marks) ? readFileSync(marks, 'utf8').trim() : 'none'})`,
     );
+  } catch (error) {
+    await daemon.dispose();
+    throw error;
+  }
+  return daemon;
+}
+
+test('a -a pam daemon: the primary and every worker load pam.js and no other mechanism', async () => {
+  const daemon = await startMarked('pam', 'pam.js');
+  try {
     const loaded = loadedModules();
     for (const [name, pids] of loaded) {
       const other = /^(ldap|kerberos5|rimap|httpform|network)\//.test(name) || ['sasldb.js', 'shadow.js', 'getpwent.js'].includes(name);
@@ -92,18 +104,8 @@ test('a -a pam daemon: the primary and every worker load pam.js and no other mec
 
 test('the marks work for another mechanism: a -a getpwent daemon loads getpwent.js, not pam.js', async () => {
   rmSync(marks, { force: true });
-  const daemon = await Daemon.start({
-    mechanism: 'getpwent',
-    script: join(copy, 'dist', 'src', 'cli', 'saslauthd.js'),
-    args: ['-n', String(WORKERS)],
-    env: { ...process.env, STS_LOAD_MARKS: marks },
-  });
+  const daemon = await startMarked('getpwent', 'getpwent.js');
   try {
-    const processes = (): number[] => [daemon.pid, ...childPids(daemon.pid)];
-    await eventually(
-      () => processes().length === WORKERS + 1 && processes().every((pid) => loadedModules().get('getpwent.js')?.has(pid)),
-      `getpwent.js loaded by the primary and ${WORKERS} workers`,
-    );
     assert.equal(loadedModules().get('pam.js'), undefined, 'pam.js is not loaded by a -a getpwent daemon');
   } finally {
     await daemon.dispose();
